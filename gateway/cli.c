@@ -1,0 +1,358 @@
+/*
+ * Command line: `portier <command> [args] [-c FILE]`.
+ *
+ *   serve | check-config | migrate | version
+ *   user invite NAME [--email E] [--name N] [--group G]...   prints a single-use setup link
+ *   user disable NAME | user enable NAME | user list
+ *   group add USER GROUP | group remove USER GROUP
+ *
+ * The configuration file comes from -c/--config, else $PORTIER_CONFIG, else /etc/portier/portier.yaml. Every
+ * command that changes data writes an audit event with the operator ("cli:<login name>") as actor.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "gateway/internal.h"
+
+#define DEFAULT_CONFIG "/etc/portier/portier.yaml"
+#define USERNAME_MAX_LEN 64
+#define MAX_GROUPS 32
+
+typedef struct st_cli_t {
+    const char *config_path;
+    gw_config_t conf;
+    store_t *db;
+    char actor[96];
+} cli_t;
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: portier <command> [arguments] [-c FILE]\n"
+                 "\n"
+                 "commands:\n"
+                 "  serve                          run the server\n"
+                 "  check-config                   validate the configuration file and exit\n"
+                 "  migrate                        apply pending database migrations\n"
+                 "  user invite NAME [--email E] [--name N] [--group G]...\n"
+                 "                                 create a user and print a single-use setup link\n"
+                 "  user disable NAME              disable a user and end their sessions everywhere\n"
+                 "  user enable NAME               re-enable a user\n"
+                 "  user list                      list users (tab-separated)\n"
+                 "  group add USER GROUP           add a user to a group\n"
+                 "  group remove USER GROUP        remove a user from a group\n"
+                 "  version                        print the version\n"
+                 "\n"
+                 "The configuration is read from -c FILE, $PORTIER_CONFIG, or " DEFAULT_CONFIG ".\n");
+}
+
+/* Removes "-c FILE"/"--config FILE"/"--config=FILE" from argv wherever they are; returns the new argc. */
+static int take_config_arg(int argc, char **argv, const char **path)
+{
+    int out = 0;
+    for (int i = 0; i < argc; ++i) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            *path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            *path = argv[i] + 9;
+        } else {
+            argv[out++] = argv[i];
+        }
+    }
+    argv[out] = NULL;
+    return out;
+}
+
+static int load_config(cli_t *cli)
+{
+    gw_config_errors_t errs = {0};
+    if (gw_config_load(&cli->conf, cli->config_path, &errs) != 0) {
+        for (size_t i = 0; i != errs.count; ++i)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        gw_config_errors_dispose(&errs);
+        return -1;
+    }
+    return 0;
+}
+
+static int open_db(cli_t *cli)
+{
+    char err[512];
+    if (load_config(cli) != 0)
+        return -1;
+    if ((cli->db = store_open(cli->conf.db_conninfo, err, sizeof(err))) == NULL) {
+        fprintf(stderr, "portier: cannot connect to the database: %s\n", err);
+        return -1;
+    }
+    const char *who = getenv("SUDO_USER");
+    struct passwd *pw = who == NULL ? getpwuid(getuid()) : NULL;
+    snprintf(cli->actor, sizeof(cli->actor), "cli:%s", who != NULL ? who : pw != NULL ? pw->pw_name : "unknown");
+    return 0;
+}
+
+static void audit(cli_t *cli, const char *action, const char *target, const char *details)
+{
+    store_audit_event_t ev = {.actor = cli->actor, .action = action, .target = target, .outcome = "success",
+                              .source_addr = "cli", .details = details};
+    if (store_audit_append(cli->db, &ev) != 0)
+        fprintf(stderr, "portier: warning: could not write the audit event for %s\n", action);
+}
+
+static int valid_username(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > USERNAME_MAX_LEN)
+        return 0;
+    for (const char *p = s; *p != '\0'; ++p)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+              *p == '_' || *p == '-' || *p == '@'))
+            return 0;
+    return 1;
+}
+
+static int find_user(cli_t *cli, const char *name, store_user_t *u)
+{
+    int r = store_user_get(cli->db, name, u);
+    if (r == -ENOENT)
+        fprintf(stderr, "portier: no such user: %s\n", name);
+    else if (r != 0)
+        fprintf(stderr, "portier: database error\n");
+    return r;
+}
+
+static void log_migration(void *ctx, const char *msg)
+{
+    fprintf(stderr, "%s\n", msg);
+}
+
+static int cmd_migrate(cli_t *cli)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    int n = store_migrate(cli->db, log_migration, NULL);
+    if (n < 0) {
+        fprintf(stderr, "portier: migration failed\n");
+        return 1;
+    }
+    printf("%d migration(s) applied; schema is up to date\n", n);
+    return 0;
+}
+
+static int cmd_check_config(cli_t *cli)
+{
+    if (load_config(cli) != 0)
+        return 1;
+    char err[512];
+    int rc = 0;
+    gw_jwt_keyset_t *ks = gw_jwt_keyset_load(cli->conf.jwt_signing_key,
+                                             (const char *const *)cli->conf.jwt_previous_keys, err, sizeof(err));
+    if (ks == NULL) {
+        fprintf(stderr, "%s: identity.signing_key: %s\n", cli->config_path, err);
+        rc = 1;
+    }
+    gw_jwt_keyset_destroy(ks);
+    gw_templates_t *t = gw_templates_load(cli->conf.templates_dir, err, sizeof(err));
+    if (t == NULL) {
+        fprintf(stderr, "%s: templates_dir: %s\n", cli->config_path, err);
+        rc = 1;
+    }
+    gw_templates_destroy(t);
+    if (rc == 0)
+        printf("%s: OK\n", cli->config_path);
+    return rc;
+}
+
+static int issue_setup_link(cli_t *cli, const store_user_t *u)
+{
+    char token[64];
+    uint8_t hash[STORE_HASH_LEN];
+    gw_random_token(32, token, sizeof(token), hash);
+    if (store_token_create(cli->db, hash, u->id, "setup", cli->conf.invite_ttl) != 0) {
+        fprintf(stderr, "portier: could not store the setup token\n");
+        return 1;
+    }
+    printf("%s/setup?token=%s\n", cli->conf.public_url, token);
+    sodium_memzero(token, sizeof(token));
+    return 0;
+}
+
+static int cmd_user_invite(cli_t *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {{"email", required_argument, NULL, 'e'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"group", required_argument, NULL, 'g'},
+                                         {NULL, 0, NULL, 0}};
+    const char *email = NULL, *name = NULL, *groups[MAX_GROUPS];
+    size_t ngroups = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e': email = optarg; break;
+        case 'n': name = optarg; break;
+        case 'g':
+            if (ngroups == MAX_GROUPS) {
+                fprintf(stderr, "portier: too many groups\n");
+                return 2;
+            }
+            groups[ngroups++] = optarg;
+            break;
+        default: return 2;
+        }
+    }
+    if (optind + 1 != argc) {
+        fprintf(stderr, "usage: portier user invite NAME [--email E] [--name N] [--group G]...\n");
+        return 2;
+    }
+    const char *username = argv[optind];
+    if (!valid_username(username)) {
+        fprintf(stderr, "portier: invalid user name (1-%d characters: letters, digits, . _ - @)\n", USERNAME_MAX_LEN);
+        return 2;
+    }
+    if (open_db(cli) != 0)
+        return 1;
+    int64_t id;
+    int r = store_user_create(cli->db, username, email, name, &id);
+    if (r == -EEXIST) {
+        fprintf(stderr, "portier: user %s exists; issuing a new setup link (earlier links no longer work)\n",
+                username);
+    } else if (r != 0) {
+        fprintf(stderr, "portier: could not create the user\n");
+        return 1;
+    }
+    store_user_t u = {0};
+    if (find_user(cli, username, &u) != 0)
+        return 1;
+    char target[96];
+    snprintf(target, sizeof(target), "user:%s", u.username);
+    if (r == 0)
+        audit(cli, "user.create", target, NULL);
+    for (size_t i = 0; i != ngroups; ++i) {
+        if (store_group_add_member(cli->db, u.id, groups[i]) != 0) {
+            fprintf(stderr, "portier: could not add %s to group %s\n", username, groups[i]);
+            store_user_dispose(&u);
+            return 1;
+        }
+        char details[160];
+        snprintf(details, sizeof(details), "{\"group\":\"%s\"}", groups[i]);
+        audit(cli, "group.add_member", target, valid_username(groups[i]) ? details : NULL);
+    }
+    int rc = issue_setup_link(cli, &u);
+    if (rc == 0)
+        audit(cli, "user.setup_link_issued", target, NULL);
+    store_user_dispose(&u);
+    return rc;
+}
+
+static int cmd_user_set_disabled(cli_t *cli, const char *username, int disabled)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    store_user_t u = {0};
+    if (find_user(cli, username, &u) != 0)
+        return 1;
+    int r = store_user_set_disabled(cli->db, u.id, disabled);
+    if (r == 0) {
+        char target[96];
+        snprintf(target, sizeof(target), "user:%s", u.username);
+        audit(cli, disabled ? "user.disable" : "user.enable", target, NULL);
+        printf("%s %s\n", u.username, disabled ? "disabled; sessions ended" : "enabled");
+    } else {
+        fprintf(stderr, "portier: database error\n");
+    }
+    store_user_dispose(&u);
+    return r == 0 ? 0 : 1;
+}
+
+static void print_user(void *ctx, const store_user_t *u)
+{
+    printf("%s\t%s\t%s\t", u->username, u->email != NULL ? u->email : "", u->disabled ? "disabled" : "enabled");
+    for (size_t i = 0; i != u->num_groups; ++i)
+        printf("%s%s", i != 0 ? "," : "", u->groups[i]);
+    printf("\n");
+}
+
+static int cmd_user_list(cli_t *cli)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    return store_user_list(cli->db, print_user, NULL) == 0 ? 0 : 1;
+}
+
+static int cmd_group(cli_t *cli, int add, const char *username, const char *group)
+{
+    if (!valid_username(group)) {
+        fprintf(stderr, "portier: invalid group name (1-%d characters: letters, digits, . _ - @)\n",
+                USERNAME_MAX_LEN);
+        return 2;
+    }
+    if (open_db(cli) != 0)
+        return 1;
+    store_user_t u = {0};
+    if (find_user(cli, username, &u) != 0)
+        return 1;
+    int r = add ? store_group_add_member(cli->db, u.id, group) : store_group_remove_member(cli->db, u.id, group);
+    if (r == 0 || r == -ENOENT) {
+        char target[96], details[160];
+        snprintf(target, sizeof(target), "user:%s", u.username);
+        snprintf(details, sizeof(details), "{\"group\":\"%s\"}", group);
+        if (r == 0)
+            audit(cli, add ? "group.add_member" : "group.remove_member", target, details);
+        printf("%s %s %s\n", u.username, r == 0 ? (add ? "added to" : "removed from") : "was not in", group);
+        r = 0;
+    } else {
+        fprintf(stderr, "portier: database error\n");
+    }
+    store_user_dispose(&u);
+    return r == 0 ? 0 : 1;
+}
+
+int gw_cli_main(int argc, char **argv)
+{
+    cli_t cli = {0};
+    int rc = 2;
+    cli.config_path = getenv("PORTIER_CONFIG") != NULL ? getenv("PORTIER_CONFIG") : DEFAULT_CONFIG;
+    argc = take_config_arg(argc, argv, &cli.config_path);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "portier: libsodium failed to initialise\n");
+        return 1;
+    }
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1], *sub = argc > 2 ? argv[2] : "";
+
+    if (strcmp(cmd, "version") == 0) {
+        printf("portier 0.1.0\n");
+        rc = 0;
+    } else if (strcmp(cmd, "serve") == 0 && argc == 2) {
+        rc = load_config(&cli) == 0 ? gw_serve(&cli.conf) : 1;
+    } else if (strcmp(cmd, "check-config") == 0 && argc == 2) {
+        rc = cmd_check_config(&cli);
+    } else if (strcmp(cmd, "migrate") == 0 && argc == 2) {
+        rc = cmd_migrate(&cli);
+    } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "invite") == 0) {
+        rc = cmd_user_invite(&cli, argc - 2, argv + 2);
+    } else if (strcmp(cmd, "user") == 0 && (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) &&
+               argc == 4) {
+        rc = cmd_user_set_disabled(&cli, argv[3], strcmp(sub, "disable") == 0);
+    } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "list") == 0 && argc == 3) {
+        rc = cmd_user_list(&cli);
+    } else if (strcmp(cmd, "group") == 0 && (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0) && argc == 5) {
+        rc = cmd_group(&cli, strcmp(sub, "add") == 0, argv[3], argv[4]);
+    } else {
+        usage(stderr);
+    }
+    if (cli.db != NULL)
+        store_close(cli.db);
+    if (cli.conf.path != NULL)
+        gw_config_dispose(&cli.conf);
+    return rc;
+}

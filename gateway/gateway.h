@@ -1,0 +1,202 @@
+/*
+ * gateway: the server process. This header is what other modules (idp/) may use: the server object, the worker
+ * pool, the session cache, HTTP page/form/cookie helpers, metrics and logging. Everything here is used on an
+ * event-loop thread unless a comment says otherwise.
+ */
+#ifndef PORTIER_GATEWAY_H
+#define PORTIER_GATEWAY_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
+#include "gateway/config.h"
+#include "gateway/jwt.h"
+#include "gateway/template.h"
+#include "store/store.h"
+
+#define GW_SESSION_TOKEN_BYTES 32 /* 256-bit session id */
+#define GW_CSRF_TOKEN_BYTES 16
+#define GW_CSRF_COOKIE_SUFFIX "-csrf"
+#define GW_TOUCH_INTERVAL 60 /* seconds between last_seen writes of one session */
+
+typedef struct st_gw_server_t gw_server_t;
+typedef struct st_gw_loop_t gw_loop_t;
+typedef struct st_gw_workers_t gw_workers_t;
+typedef struct st_gw_cache_t gw_cache_t;
+
+/* ---- logging (log.c): one JSON object per line on stderr. Never pass secrets. ---- */
+/* kv: NULL-terminated list of key, value string pairs; values are escaped and truncated to 256 bytes. */
+void gw_log(const char *level, const char *module, const char *event, ...) __attribute__((sentinel));
+
+/* ---- metrics (metrics.c) ---- */
+typedef struct st_gw_metrics_t {
+    atomic_uint_fast64_t cache_hits, cache_misses, db_queries, revocations, cache_flushes;
+    atomic_uint_fast64_t logins_success, logins_failure, setups, logouts;
+    atomic_uint_fast64_t jwt_signed, jwt_reused;
+    atomic_uint_fast64_t *route_status; /* [route][class 1xx..5xx -> 0..4], route == num_routes: portier pages */
+    atomic_uint_fast64_t latency_bucket[12]; /* proxied request latency histogram (see metrics.c) */
+    atomic_uint_fast64_t latency_sum_us, latency_count;
+} gw_metrics_t;
+extern gw_metrics_t gw_metrics;
+void gw_metrics_init(size_t num_routes);
+void gw_metrics_count_status(size_t route, int status);
+void gw_metrics_observe_latency(uint64_t micros);
+/* Renders the Prometheus text exposition into a malloc'd buffer. */
+char *gw_metrics_render(const gw_config_t *conf, size_t *len);
+
+/* ---- worker pool (worker.c) ---- */
+typedef struct st_gw_worker_t {
+    gw_workers_t *pool;
+    size_t index;
+    store_t *db; /* this worker's connection; NULL when the database is unreachable (reconnect is attempted) */
+} gw_worker_t;
+
+typedef struct st_gw_job_t gw_job_t;
+/* run: on a worker thread; must not touch the request. done: back on the submitting loop; job->req is NULL when
+ * the client went away. done frees the job (jobs are malloc'd, never in the request pool). */
+typedef void (*gw_job_cb)(gw_job_t *job, gw_worker_t *worker);
+typedef void (*gw_job_done_cb)(gw_job_t *job);
+struct st_gw_job_t {
+    h2o_multithread_message_t _msg; /* internal */
+    gw_job_t *_next;                /* internal */
+    gw_loop_t *loop;                /* NULL for fire-and-forget jobs (no done callback) */
+    h2o_req_t *req;
+    gw_job_t **_guard;
+    gw_job_cb run;
+    gw_job_done_cb done;
+};
+/* Queues `job` (already allocated and filled by the caller). When req is non-NULL, the job is linked to the
+ * request's lifetime: if the request is freed first, job->req becomes NULL before done runs. */
+void gw_job_submit(gw_loop_t *loop, h2o_req_t *req, gw_job_t *job, gw_job_cb run, gw_job_done_cb done);
+/* Fire-and-forget: runs on a worker, then free(job) is called. */
+void gw_job_submit_detached(gw_server_t *server, gw_job_t *job, gw_job_cb run);
+/* Ensures worker->db is connected; returns it or NULL. */
+store_t *gw_worker_db(gw_worker_t *worker);
+
+/* ---- session cache (cache.c) ---- */
+typedef struct st_gw_session_t {
+    atomic_int refcnt;
+    uint8_t hash[STORE_HASH_LEN];
+    int64_t user_id;
+    char *username, *email, *name, *public_id;
+    char **groups; /* NULL-terminated */
+    size_t num_groups;
+    char *groups_joined; /* "a,b,c" */
+    time_t expires_at;
+    unsigned idle_timeout;
+    atomic_llong last_seen;     /* local view of activity */
+    atomic_llong last_db_touch; /* last time a touch job was queued */
+    pthread_mutex_t jwt_lock;
+    struct {
+        char *token;
+        int64_t exp;
+    } * jwts; /* one slot per route */
+    size_t num_jwts;
+} gw_session_t;
+
+gw_cache_t *gw_cache_create(size_t num_routes);
+void gw_cache_destroy(gw_cache_t *c);
+/* Returns a referenced session or NULL. Caller releases with gw_session_release. */
+gw_session_t *gw_cache_get(gw_cache_t *c, const uint8_t hash[STORE_HASH_LEN]);
+void gw_session_release(gw_session_t *s);
+/* Generation: read before a database lookup, pass to insert; the insert is dropped when any eviction happened
+ * in between (the looked-up row may already be revoked). */
+uint64_t gw_cache_generation(gw_cache_t *c);
+/* Builds a session from a store row and inserts it (unless the generation moved). Returns a referenced
+ * session (even when not inserted), or NULL on allocation failure. */
+gw_session_t *gw_cache_insert(gw_cache_t *c, const store_session_t *row, const uint8_t hash[STORE_HASH_LEN],
+                              uint64_t generation);
+void gw_cache_evict_session(gw_cache_t *c, const uint8_t hash[STORE_HASH_LEN]);
+void gw_cache_evict_user(gw_cache_t *c, int64_t user_id);
+void gw_cache_flush(gw_cache_t *c);
+size_t gw_cache_size(gw_cache_t *c);
+
+/* ---- the server ---- */
+struct st_gw_server_t {
+    gw_config_t *conf;
+    gw_jwt_keyset_t *keys;
+    gw_templates_t *templates;
+    gw_workers_t *workers;
+    gw_cache_t *cache;
+    h2o_globalconf_t globalconf;
+    h2o_globalconf_t redirect_globalconf;
+    SSL_CTX *ssl_ctx;
+    gw_loop_t *loops;
+    size_t num_loops;
+    pthread_t revocation_thread;
+    atomic_int shutting_down;
+    atomic_int db_ready; /* last known database reachability */
+    char *csp;
+};
+
+struct st_gw_loop_t {
+    gw_server_t *server;
+    size_t index;
+    pthread_t tid;
+    h2o_context_t ctx;
+    h2o_multithread_receiver_t job_receiver;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_accept_ctx_t redirect_accept_ctx;
+    h2o_socket_t *listener;
+    h2o_socket_t *redirect_listener;
+};
+
+/* The server object of the loop serving this request. */
+gw_loop_t *gw_loop_of(h2o_req_t *req);
+
+/* ---- HTTP helpers (http.c) ---- */
+/* Adds portier's page headers (CSP, nosniff, no-referrer, no-store, HSTS, frame deny). */
+void gw_add_security_headers(h2o_req_t *req);
+/* Renders a template and sends it with `status` and the security headers. vars as in template.h. */
+void gw_send_page(h2o_req_t *req, int status, const char *tmpl, const gw_tpl_var_t *vars, size_t nvars);
+/* A message page (message.html): title + text (+ optional link). */
+void gw_send_message(h2o_req_t *req, int status, const char *title, const char *message, const char *link_href,
+                     const char *link_text);
+/* Sends a redirect (status 302/303) to an already validated location, with the security headers. */
+void gw_send_redirect(h2o_req_t *req, int status, const char *location);
+/* Sends a small JSON body. */
+void gw_send_json(h2o_req_t *req, int status, const char *json);
+/* 503 with Retry-After when the database is unavailable. */
+void gw_send_unavailable(h2o_req_t *req);
+
+/* Value of cookie `name` from the request (pool-allocated, NULL if absent). */
+h2o_iovec_t gw_get_cookie(h2o_req_t *req, const char *name);
+/* Adds a Set-Cookie: name=value; Path=/; Secure; HttpOnly; SameSite=Lax (max_age < 0: session cookie;
+ * 0: delete). */
+void gw_set_cookie(h2o_req_t *req, const char *name, const char *value, long max_age);
+/* URL-decoded value of a form field of an application/x-www-form-urlencoded body, or of the query string.
+ * Pool-allocated NUL-terminated string or NULL. Values longer than max_len are treated as absent. */
+char *gw_form_get(h2o_req_t *req, h2o_iovec_t body, const char *name, size_t max_len);
+char *gw_query_get(h2o_req_t *req, const char *name, size_t max_len);
+/* Percent-encodes for a query parameter (pool). */
+char *gw_url_encode(h2o_mem_pool_t *pool, const char *s);
+/* The request header value (first), or NULL iovec base. */
+h2o_iovec_t gw_get_header(h2o_req_t *req, const char *lower_name);
+/* True when the client prefers HTML (browser navigation). */
+int gw_wants_html(h2o_req_t *req);
+/* Client address as text into buf (>= 64 bytes). */
+const char *gw_peer_addr(h2o_req_t *req, char *buf, size_t len);
+
+/* CSRF (double-submit with a __Host- cookie): returns the token to embed in a form, setting the cookie if
+ * needed. */
+const char *gw_csrf_token(h2o_req_t *req);
+/* Checks a state-changing form POST: Sec-Fetch-Site not cross-site, csrf field equals the cookie (constant
+ * time). Returns 0 or -1. */
+int gw_csrf_check(h2o_req_t *req, const char *form_token);
+
+/* Random token: `bytes` random bytes, base64url into out (>= bytes*4/3+4). Also its SHA-256. */
+void gw_random_token(size_t bytes, char *out, size_t outlen, uint8_t hash[STORE_HASH_LEN]);
+void gw_sha256(const void *data, size_t len, uint8_t out[STORE_HASH_LEN]);
+
+/* The session of this request from the cache (cache hit only; NULL otherwise). Referenced. */
+gw_session_t *gw_request_session_cached(h2o_req_t *req, const uint8_t hash_out[STORE_HASH_LEN], int *has_cookie);
+
+/* ---- sub-systems ---- */
+int gw_serve(gw_config_t *conf); /* runs until SIGTERM/SIGINT; returns exit code */
+void gw_revocation_apply(gw_server_t *server, const char *payload);
+
+#endif

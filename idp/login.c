@@ -1,0 +1,456 @@
+/*
+ * Password login, first-login setup and logout.
+ *
+ *   GET  /login   form (CSRF token bound to a __Host- cookie)       POST /login  argon2id check -> new session
+ *   GET  /setup   form for a valid invitation token, else 410      POST /setup  set password -> new session
+ *   GET  /logout  confirmation form                                POST /logout end session everywhere
+ *
+ * Every failure of the login form produces the same response, whatever the reason (unknown user, wrong
+ * password, disabled account): same status, same body (bar the CSRF value), and the KDF always runs (a dummy
+ * hash stands in for missing users). SQL and argon2id run on the worker pool; handlers only parse, check CSRF,
+ * and render.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "idp/idp.h"
+#include "policy/policy.h"
+
+#define USERNAME_MAX 256
+#define PASSWORD_MAX_BYTES 1024 /* 128 code points of up to 4 bytes, with room to spare; longer is refused */
+#define TOKEN_MAX 128
+#define GENERIC_LOGIN_ERROR "Sign-in failed. Check your user name and password and try again."
+#define SESSION_PUBLIC_ID_BYTES 16
+
+typedef struct st_idp_handler_t {
+    h2o_handler_t super;
+    gw_server_t *server;
+} idp_handler_t;
+
+static char dummy_hash[crypto_pwhash_STRBYTES]; /* written once in idp_register, read-only afterwards */
+
+enum { OUTCOME_OK, OUTCOME_DENIED, OUTCOME_GONE, OUTCOME_UNAVAILABLE, OUTCOME_ERROR };
+
+typedef struct st_login_job_t {
+    gw_job_t super;
+    gw_server_t *server;
+    char *username, *password;
+    char return_to[POL_RETURN_TO_MAX + 1];
+    char source[64];
+    char cookie[64];
+    int outcome;
+} login_job_t;
+
+typedef struct st_setup_job_t {
+    gw_job_t super;
+    gw_server_t *server;
+    char token[TOKEN_MAX + 1];
+    char *password;
+    char source[64];
+    char cookie[64];
+    char *username;
+    int outcome;
+    int peek_only;
+} setup_job_t;
+
+typedef struct st_logout_job_t {
+    gw_job_t super;
+    uint8_t hash[STORE_HASH_LEN];
+    char source[64];
+} logout_job_t;
+
+int idp_hash_password(const char *password, char out[128])
+{
+    return crypto_pwhash_str(out, password, strlen(password), IDP_PWHASH_OPSLIMIT, IDP_PWHASH_MEMLIMIT);
+}
+
+static int is_post(h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+}
+
+static void free_secret(char *s)
+{
+    if (s != NULL) {
+        sodium_memzero(s, strlen(s));
+        free(s);
+    }
+}
+
+static char *dup_secret(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
+static void audit(store_t *db, const char *actor, const char *action, const char *target, const char *outcome,
+                  const char *source, const char *details)
+{
+    store_audit_event_t ev = {.actor = actor, .action = action, .target = target, .outcome = outcome,
+                              .source_addr = source, .details = details};
+    if (store_audit_append(db, &ev) != 0)
+        gw_log("error", "audit", "append_failed", "action", action, NULL);
+}
+
+/* Creates a session row for user_id: fills cookie (base64url of 256 random bits). Worker thread. */
+static int new_session(store_t *db, gw_server_t *server, int64_t user_id, const char *source, char *cookie,
+                       size_t cookie_len)
+{
+    uint8_t hash[STORE_HASH_LEN];
+    char public_id[32];
+    gw_random_token(GW_SESSION_TOKEN_BYTES, cookie, cookie_len, hash);
+    gw_random_token(SESSION_PUBLIC_ID_BYTES, public_id, sizeof(public_id), NULL);
+    int r = store_session_create(db, hash, public_id, user_id, server->conf->session_absolute_timeout,
+                                 server->conf->session_idle_timeout, source);
+    sodium_memzero(hash, sizeof(hash));
+    return r;
+}
+
+static void set_session_cookie(h2o_req_t *req, gw_server_t *server, const char *cookie)
+{
+    gw_set_cookie(req, server->conf->session_cookie, cookie, -1);
+}
+
+/* ---- /login ---- */
+
+static void render_login(h2o_req_t *req, gw_server_t *server, int status, const char *return_to, const char *username,
+                         const char *error, const char *notice)
+{
+    char min_length[16];
+    snprintf(min_length, sizeof(min_length), "%u", server->conf->password_min_length);
+    gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)}, {"return_to", return_to}, {"username", username},
+                           {"error", error},             {"notice", notice},       {"min_length", min_length}};
+    gw_send_page(req, status, "login.html", vars, sizeof(vars) / sizeof(vars[0]));
+}
+
+static void login_run(gw_job_t *job, gw_worker_t *w)
+{
+    login_job_t *j = (login_job_t *)job;
+    store_t *db = gw_worker_db(w);
+    store_user_t user = {0};
+    char *hash = NULL;
+    const char *reason = "unknown_user";
+
+    j->outcome = OUTCOME_UNAVAILABLE;
+    if (db == NULL)
+        goto done;
+    int found = store_user_get(db, j->username, &user);
+    if (found == -EIO)
+        goto done;
+    if (found == 0 && store_password_get(db, user.id, &hash) == -EIO)
+        goto done;
+    /* The KDF runs on every path, so that timing tells nothing about the account. */
+    int verified = crypto_pwhash_str_verify(hash != NULL ? hash : dummy_hash, j->password, strlen(j->password)) == 0;
+    if (found == 0 && hash != NULL && verified && !user.disabled) {
+        if (new_session(db, j->server, user.id, j->source, j->cookie, sizeof(j->cookie)) != 0)
+            goto done;
+        j->outcome = OUTCOME_OK;
+        reason = NULL;
+    } else {
+        j->outcome = OUTCOME_DENIED;
+        if (found == 0)
+            reason = user.disabled ? "disabled" : hash == NULL ? "no_password" : "bad_password";
+    }
+    char target[300], details[64];
+    snprintf(target, sizeof(target), "user:%s", found == 0 ? user.username : j->username);
+    snprintf(details, sizeof(details), reason != NULL ? "{\"reason\":\"%s\"}" : "{}", reason);
+    audit(db, target, j->outcome == OUTCOME_OK ? "login.success" : "login.failure", target,
+          j->outcome == OUTCOME_OK ? "success" : "failure", j->source, details);
+    gw_log("info", "idp", j->outcome == OUTCOME_OK ? "login.success" : "login.failure", "user", target + 5, "reason",
+           reason, "source", j->source, NULL);
+done:
+    if (hash != NULL) {
+        sodium_memzero(hash, strlen(hash));
+        free(hash);
+    }
+    store_user_dispose(&user);
+}
+
+static void login_done(gw_job_t *job)
+{
+    login_job_t *j = (login_job_t *)job;
+    h2o_req_t *req = job->req;
+    if (req != NULL) {
+        switch (j->outcome) {
+        case OUTCOME_OK:
+            atomic_fetch_add(&gw_metrics.logins_success, 1);
+            set_session_cookie(req, j->server, j->cookie);
+            gw_send_redirect(req, 303, h2o_strdup(&req->pool, j->return_to, SIZE_MAX).base);
+            break;
+        case OUTCOME_DENIED:
+            atomic_fetch_add(&gw_metrics.logins_failure, 1);
+            render_login(req, j->server, 401, h2o_strdup(&req->pool, j->return_to, SIZE_MAX).base, NULL,
+                         GENERIC_LOGIN_ERROR, NULL);
+            break;
+        default:
+            gw_send_unavailable(req);
+        }
+    }
+    sodium_memzero(j->cookie, sizeof(j->cookie));
+    free(j->username);
+    free_secret(j->password);
+    free(j);
+}
+
+static int on_login(h2o_handler_t *self, h2o_req_t *req)
+{
+    idp_handler_t *h = (idp_handler_t *)self;
+    gw_server_t *server = h->server;
+    char return_to[POL_RETURN_TO_MAX + 1];
+
+    if (!is_post(req)) {
+        pol_return_to(gw_query_get(req, "return_to", POL_RETURN_TO_MAX), server->conf->public_url, return_to,
+                      sizeof(return_to));
+        const char *notice = gw_query_get(req, "logged_out", 8) != NULL ? "You have been signed out." : NULL;
+        render_login(req, server, 200, h2o_strdup(&req->pool, return_to, SIZE_MAX).base, NULL, NULL, notice);
+        return 0;
+    }
+    h2o_iovec_t body = req->entity;
+    pol_return_to(gw_form_get(req, body, "return_to", POL_RETURN_TO_MAX), server->conf->public_url, return_to,
+                  sizeof(return_to));
+    if (gw_csrf_check(req, gw_form_get(req, body, "csrf", 128)) != 0) {
+        gw_send_message(req, 403, "Request refused",
+                        "The sign-in form expired or did not come from this site. Please try again.", "/login",
+                        "Back to sign-in");
+        return 0;
+    }
+    const char *username = gw_form_get(req, body, "username", USERNAME_MAX);
+    const char *password = gw_form_get(req, body, "password", PASSWORD_MAX_BYTES);
+
+    login_job_t *j = calloc(1, sizeof(*j));
+    j->server = server;
+    /* A missing field still runs the KDF (same timing as any other failure). */
+    j->username = strdup(username != NULL ? username : "");
+    j->password = dup_secret(password != NULL ? password : "");
+    memcpy(j->return_to, return_to, sizeof(return_to));
+    gw_peer_addr(req, j->source, sizeof(j->source));
+    gw_job_submit(gw_loop_of(req), req, &j->super, login_run, login_done);
+    return 0;
+}
+
+/* ---- /setup ---- */
+
+static void render_setup(h2o_req_t *req, gw_server_t *server, int status, const char *token, const char *username,
+                         const char *error)
+{
+    char min_length[16];
+    snprintf(min_length, sizeof(min_length), "%u", server->conf->password_min_length);
+    gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)}, {"token", token}, {"username", username},
+                           {"error", error},             {"min_length", min_length}};
+    gw_send_page(req, status, "setup.html", vars, sizeof(vars) / sizeof(vars[0]));
+}
+
+static void send_gone(h2o_req_t *req)
+{
+    gw_send_message(req, 410, "This link is no longer valid",
+                    "This link has expired or was already used. Ask your administrator for a new one.", "/login",
+                    "Go to sign-in");
+}
+
+static void setup_run(gw_job_t *job, gw_worker_t *w)
+{
+    setup_job_t *j = (setup_job_t *)job;
+    store_t *db = gw_worker_db(w);
+    uint8_t hash[STORE_HASH_LEN];
+    int64_t user_id = 0;
+    store_user_t user = {0};
+
+    j->outcome = OUTCOME_UNAVAILABLE;
+    if (db == NULL)
+        return;
+    gw_sha256(j->token, strlen(j->token), hash);
+    if (j->peek_only) {
+        int r = store_token_peek(db, hash, "setup", &user_id);
+        if (r == 0 && store_user_get_by_id(db, user_id, &user) == 0) {
+            j->username = strdup(user.username);
+            j->outcome = OUTCOME_OK;
+        } else {
+            j->outcome = r == -EIO ? OUTCOME_UNAVAILABLE : OUTCOME_GONE;
+        }
+        store_user_dispose(&user);
+        return;
+    }
+
+    char pwhash[crypto_pwhash_STRBYTES];
+    if (idp_hash_password(j->password, pwhash) != 0) {
+        j->outcome = OUTCOME_ERROR;
+        return;
+    }
+    uint8_t session_hash[STORE_HASH_LEN];
+    char public_id[32];
+    gw_random_token(GW_SESSION_TOKEN_BYTES, j->cookie, sizeof(j->cookie), session_hash);
+    gw_random_token(SESSION_PUBLIC_ID_BYTES, public_id, sizeof(public_id), NULL);
+    int r = store_token_redeem_password(db, hash, "setup", pwhash, session_hash, public_id,
+                                        j->server->conf->session_absolute_timeout,
+                                        j->server->conf->session_idle_timeout, j->source, &user_id);
+    sodium_memzero(pwhash, sizeof(pwhash));
+    sodium_memzero(session_hash, sizeof(session_hash));
+    if (r == 0) {
+        j->outcome = OUTCOME_OK;
+        char target[64];
+        if (store_user_get_by_id(db, user_id, &user) == 0)
+            snprintf(target, sizeof(target), "user:%s", user.username);
+        else
+            snprintf(target, sizeof(target), "user:#%lld", (long long)user_id);
+        audit(db, target, "password.set", target, "success", j->source, "{\"via\":\"setup_link\"}");
+        gw_log("info", "idp", "setup.success", "user", target + 5, NULL);
+        store_user_dispose(&user);
+    } else {
+        j->outcome = r == -EIO ? OUTCOME_UNAVAILABLE : OUTCOME_GONE;
+        if (r != -EIO)
+            gw_log("info", "idp", "setup.refused", "reason", r == -ESTALE ? "used_or_expired" : "unknown_token",
+                   "source", j->source, NULL);
+    }
+}
+
+static void setup_done(gw_job_t *job)
+{
+    setup_job_t *j = (setup_job_t *)job;
+    h2o_req_t *req = job->req;
+    if (req != NULL) {
+        if (j->outcome == OUTCOME_OK && j->peek_only) {
+            render_setup(req, j->server, 200, h2o_strdup(&req->pool, j->token, SIZE_MAX).base,
+                         h2o_strdup(&req->pool, j->username, SIZE_MAX).base, NULL);
+        } else if (j->outcome == OUTCOME_OK) {
+            atomic_fetch_add(&gw_metrics.setups, 1);
+            set_session_cookie(req, j->server, j->cookie);
+            gw_send_redirect(req, 303, "/");
+        } else if (j->outcome == OUTCOME_GONE) {
+            send_gone(req);
+        } else {
+            gw_send_unavailable(req);
+        }
+    }
+    sodium_memzero(j->cookie, sizeof(j->cookie));
+    sodium_memzero(j->token, sizeof(j->token));
+    free_secret(j->password);
+    free(j->username);
+    free(j);
+}
+
+static int on_setup(h2o_handler_t *self, h2o_req_t *req)
+{
+    idp_handler_t *h = (idp_handler_t *)self;
+    gw_server_t *server = h->server;
+    const char *token;
+    const char *password = NULL;
+
+    if (!is_post(req)) {
+        token = gw_query_get(req, "token", TOKEN_MAX);
+    } else {
+        h2o_iovec_t body = req->entity;
+        token = gw_form_get(req, body, "token", TOKEN_MAX);
+        if (gw_csrf_check(req, gw_form_get(req, body, "csrf", 128)) != 0) {
+            gw_send_message(req, 403, "Request refused",
+                            "The form expired or did not come from this site. Please open your link again.", NULL,
+                            NULL);
+            return 0;
+        }
+        password = gw_form_get(req, body, "password", PASSWORD_MAX_BYTES);
+        const char *confirm = gw_form_get(req, body, "password_confirm", PASSWORD_MAX_BYTES);
+        char reason[160];
+        if (token == NULL) {
+            send_gone(req);
+            return 0;
+        }
+        if (password == NULL || confirm == NULL || strcmp(password, confirm) != 0) {
+            render_setup(req, server, 400, token, NULL, "The two passwords do not match.");
+            return 0;
+        }
+        if (pol_password_check(password, server->conf->password_min_length, reason, sizeof(reason)) != 0) {
+            render_setup(req, server, 400, token, NULL, h2o_strdup(&req->pool, reason, SIZE_MAX).base);
+            return 0;
+        }
+    }
+    if (token == NULL || token[0] == '\0') {
+        send_gone(req);
+        return 0;
+    }
+    setup_job_t *j = calloc(1, sizeof(*j));
+    j->server = server;
+    snprintf(j->token, sizeof(j->token), "%s", token);
+    j->password = dup_secret(password);
+    j->peek_only = password == NULL;
+    gw_peer_addr(req, j->source, sizeof(j->source));
+    gw_job_submit(gw_loop_of(req), req, &j->super, setup_run, setup_done);
+    return 0;
+}
+
+/* ---- /logout ---- */
+
+static void logout_run(gw_job_t *job, gw_worker_t *w)
+{
+    logout_job_t *j = (logout_job_t *)job;
+    store_t *db = gw_worker_db(w);
+    if (db == NULL)
+        return;
+    int r = store_session_delete(db, j->hash);
+    if (r == 0) {
+        audit(db, "session", "logout", "session", "success", j->source, NULL);
+        gw_log("info", "idp", "logout", "source", j->source, NULL);
+    }
+}
+
+static void logout_done(gw_job_t *job)
+{
+    logout_job_t *j = (logout_job_t *)job;
+    if (job->req != NULL) {
+        gw_server_t *server = gw_loop_of(job->req)->server;
+        gw_set_cookie(job->req, server->conf->session_cookie, "", 0);
+        gw_send_redirect(job->req, 303, "/login?logged_out=1");
+    }
+    free(j);
+}
+
+static int on_logout(h2o_handler_t *self, h2o_req_t *req)
+{
+    idp_handler_t *h = (idp_handler_t *)self;
+    gw_server_t *server = h->server;
+
+    if (!is_post(req)) {
+        gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)}};
+        gw_send_page(req, 200, "logout.html", vars, 1);
+        return 0;
+    }
+    if (gw_csrf_check(req, gw_form_get(req, req->entity, "csrf", 128)) != 0) {
+        gw_send_message(req, 403, "Request refused", "The sign-out form expired. Please try again.", "/logout",
+                        "Sign out");
+        return 0;
+    }
+    h2o_iovec_t cookie = gw_get_cookie(req, server->conf->session_cookie);
+    if (cookie.base == NULL || cookie.len == 0) {
+        gw_send_redirect(req, 303, "/login?logged_out=1");
+        return 0;
+    }
+    logout_job_t *j = calloc(1, sizeof(*j));
+    gw_sha256(cookie.base, cookie.len, j->hash);
+    gw_cache_evict_session(server->cache, j->hash); /* this instance at once; the others through NOTIFY */
+    atomic_fetch_add(&gw_metrics.logouts, 1);
+    gw_peer_addr(req, j->source, sizeof(j->source));
+    gw_job_submit(gw_loop_of(req), req, &j->super, logout_run, logout_done);
+    return 0;
+}
+
+static void add(gw_server_t *server, h2o_hostconf_t *hostconf, const char *path,
+                int (*cb)(h2o_handler_t *, h2o_req_t *))
+{
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, path, 0);
+    idp_handler_t *h = (idp_handler_t *)h2o_create_handler(pathconf, sizeof(*h));
+    h->super.on_req = cb;
+    h->server = server;
+}
+
+void idp_register(gw_server_t *server, h2o_hostconf_t *hostconf)
+{
+    char random_pw[32];
+    gw_random_token(16, random_pw, sizeof(random_pw), NULL);
+    if (idp_hash_password(random_pw, dummy_hash) != 0)
+        abort();
+    sodium_memzero(random_pw, sizeof(random_pw));
+    add(server, hostconf, "/login", on_login);
+    add(server, hostconf, "/setup", on_setup);
+    add(server, hostconf, "/logout", on_logout);
+}

@@ -1,0 +1,12 @@
+# Writes OUT: a C array of {version, name, sql} from the migration FILES (sorted, NNN_name.sql).
+set(body "/* generated from store/migrations by embed_migrations.cmake; do not edit */\n#include \"store/internal.h\"\n\nconst store_migration_t store_migrations[] = {\n")
+foreach(f ${FILES})
+  get_filename_component(name ${f} NAME_WE)
+  string(REGEX MATCH "^[0-9]+" version ${name})
+  math(EXPR version "${version}")
+  file(READ ${f} sql HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "\\\\x\\1" sql "${sql}")
+  string(APPEND body "    {${version}, \"${name}\", \"${sql}\"},\n")
+endforeach()
+string(APPEND body "    {0, NULL, NULL},\n};\n")
+file(WRITE ${OUT} "${body}")

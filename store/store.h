@@ -1,0 +1,119 @@
+/*
+ * store: every SQL statement portier runs, behind narrow functions. Knows libpq, nothing about HTTP.
+ *
+ * A store_t is one PostgreSQL connection, used by one thread at a time (a worker, the CLI, the revocation
+ * listener). Calls block; event loops never call them: they post a job to the worker pool instead.
+ * Functions return 0 on success or a negative errno-style code:
+ *   -ENOENT not found, -EEXIST unique violation, -ESTALE expired/used token, -EIO database error
+ *   (connection lost: the next call reconnects).
+ * Strings handed out are malloc'd and owned by the out-struct; free them with the matching _dispose.
+ */
+#ifndef PORTIER_STORE_H
+#define PORTIER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define STORE_HASH_LEN 32 /* SHA-256 of a secret token */
+#define STORE_NOTIFY_CHANNEL "portier_revoke"
+
+typedef struct st_store_t store_t;
+
+typedef struct st_store_user_t {
+    int64_t id;
+    char *username;
+    char *email;        /* may be NULL */
+    char *display_name; /* may be NULL */
+    int disabled;
+    char **groups;      /* NULL-terminated, sorted by name */
+    size_t num_groups;
+} store_user_t;
+
+typedef struct st_store_session_t {
+    store_user_t user;
+    char *public_id;    /* disclosed session id ("sid" claim); not the secret */
+    time_t created_at;
+    time_t last_seen;
+    time_t expires_at;  /* absolute expiry */
+    unsigned idle_timeout;
+} store_session_t;
+
+/* Connects (blocking). Returns NULL and an error message on failure. */
+store_t *store_open(const char *conninfo, char *err, size_t errlen);
+void store_close(store_t *st);
+/* Number of statements this connection sent so far (for tests/metrics). */
+uint64_t store_query_count(const store_t *st);
+/* 0 if the database answers a trivial query. */
+int store_ping(store_t *st);
+
+/* Applies pending migrations, each in its own transaction, recorded in schema_migrations. Idempotent.
+ * Reports each applied migration to `log` (may be NULL). Returns number applied (>= 0) or -EIO. */
+int store_migrate(store_t *st, void (*log)(void *ctx, const char *msg), void *ctx);
+
+void store_user_dispose(store_user_t *u);
+void store_session_dispose(store_session_t *s);
+
+int store_user_create(store_t *st, const char *username, const char *email, const char *display_name, int64_t *id)
+    __attribute__((warn_unused_result));
+int store_user_get(store_t *st, const char *username, store_user_t *out) __attribute__((warn_unused_result));
+int store_user_get_by_id(store_t *st, int64_t id, store_user_t *out) __attribute__((warn_unused_result));
+/* Sets disabled; when disabling, deletes the user's sessions and NOTIFYs "user:<id>" in the same transaction. */
+int store_user_set_disabled(store_t *st, int64_t id, int disabled) __attribute__((warn_unused_result));
+/* Calls cb for each user (ordered by username). */
+int store_user_list(store_t *st, void (*cb)(void *ctx, const store_user_t *u), void *ctx)
+    __attribute__((warn_unused_result));
+/* Creates the group if needed. Membership changes NOTIFY "user:<id>" (the cached identity is stale). */
+int store_group_add_member(store_t *st, int64_t user_id, const char *group) __attribute__((warn_unused_result));
+int store_group_remove_member(store_t *st, int64_t user_id, const char *group) __attribute__((warn_unused_result));
+
+/* Password hash (argon2id encoded string). get: -ENOENT when the user has none. */
+int store_password_get(store_t *st, int64_t user_id, char **hash) __attribute__((warn_unused_result));
+
+/* One-time tokens (setup/invitation, reset). Only the SHA-256 of the token is stored. Creating a token for a
+ * purpose invalidates earlier unused tokens of the same user and purpose. */
+int store_token_create(store_t *st, const uint8_t hash[STORE_HASH_LEN], int64_t user_id, const char *purpose,
+                       unsigned ttl) __attribute__((warn_unused_result));
+/* Looks a token up without consuming it: 0 + user id, -ENOENT unknown, -ESTALE used or expired. */
+int store_token_peek(store_t *st, const uint8_t hash[STORE_HASH_LEN], const char *purpose, int64_t *user_id)
+    __attribute__((warn_unused_result));
+/* In one transaction: consume the token (row-locked; -ENOENT/-ESTALE as above), set the user's password hash,
+ * delete the user's other sessions (NOTIFY), and create the new session. */
+int store_token_redeem_password(store_t *st, const uint8_t hash[STORE_HASH_LEN], const char *purpose,
+                                const char *password_hash, const uint8_t session_hash[STORE_HASH_LEN],
+                                const char *public_id, unsigned absolute_ttl, unsigned idle_timeout,
+                                const char *source_addr, int64_t *user_id) __attribute__((warn_unused_result));
+
+/* Sessions: keyed by SHA-256 of the cookie value. */
+int store_session_create(store_t *st, const uint8_t hash[STORE_HASH_LEN], const char *public_id, int64_t user_id,
+                         unsigned absolute_ttl, unsigned idle_timeout, const char *source_addr)
+    __attribute__((warn_unused_result));
+/* Valid (not expired absolute or idle, user enabled) session with its user and groups, or -ENOENT. */
+int store_session_lookup(store_t *st, const uint8_t hash[STORE_HASH_LEN], store_session_t *out)
+    __attribute__((warn_unused_result));
+/* Records activity (idle timeout is measured from last_seen). */
+int store_session_touch(store_t *st, const uint8_t hash[STORE_HASH_LEN]) __attribute__((warn_unused_result));
+/* Deletes the session and NOTIFYs "session:<hex hash>". */
+int store_session_delete(store_t *st, const uint8_t hash[STORE_HASH_LEN]) __attribute__((warn_unused_result));
+
+/* Audit: appends one event (append-only table, hash-chained). Strings may be NULL; details is a JSON object
+ * text or NULL. */
+typedef struct st_store_audit_event_t {
+    const char *actor;       /* "user:alice", "cli:root", "system", "scim:<token name>", ... */
+    const char *action;      /* "login.success", "user.disable", ... */
+    const char *target;      /* "user:alice" */
+    const char *outcome;     /* "success" | "failure" */
+    const char *source_addr;
+    const char *request_id;
+    const char *details;     /* JSON object text */
+} store_audit_event_t;
+int store_audit_append(store_t *st, const store_audit_event_t *ev) __attribute__((warn_unused_result));
+
+/* Revocation listener connection: LISTEN on STORE_NOTIFY_CHANNEL, then wait. */
+int store_listen(store_t *st) __attribute__((warn_unused_result));
+/* Waits up to timeout_ms for notifications; calls cb for each payload. Returns 0, or -EIO when the connection
+ * is lost (caller reconnects, then flushes its cache). */
+int store_wait_notify(store_t *st, int timeout_ms, void (*cb)(void *ctx, const char *payload), void *ctx)
+    __attribute__((warn_unused_result));
+
+#endif
