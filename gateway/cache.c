@@ -13,8 +13,8 @@
 
 #include "gateway/internal.h"
 
-#define NUM_SHARDS 16
-#define BUCKETS_PER_SHARD 1024
+#define NUM_SHARDS            16
+#define BUCKETS_PER_SHARD     1024
 #define MAX_ENTRIES_PER_SHARD 16384
 
 typedef struct st_entry_t {
@@ -136,8 +136,7 @@ static char *dup_or_null(const char *s)
     return s != NULL ? strdup(s) : NULL;
 }
 
-static gw_session_t *session_from_row(const store_session_t *row, const uint8_t hash[STORE_HASH_LEN],
-                                      size_t num_routes)
+static gw_session_t *session_from_row(const store_session_t *row, const uint8_t hash[STORE_HASH_LEN], size_t num_routes)
 {
     gw_session_t *s = calloc(1, sizeof(*s));
     if (s == NULL)

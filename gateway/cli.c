@@ -21,9 +21,9 @@
 
 #include "gateway/internal.h"
 
-#define DEFAULT_CONFIG "/etc/portier/portier.yaml"
+#define DEFAULT_CONFIG   "/etc/portier/portier.yaml"
 #define USERNAME_MAX_LEN 64
-#define MAX_GROUPS 32
+#define MAX_GROUPS       32
 
 typedef struct st_cli_t {
     const char *config_path;
@@ -98,8 +98,12 @@ static int open_db(cli_t *cli)
 
 static void audit(cli_t *cli, const char *action, const char *target, const char *details)
 {
-    store_audit_event_t ev = {.actor = cli->actor, .action = action, .target = target, .outcome = "success",
-                              .source_addr = "cli", .details = details};
+    store_audit_event_t ev = {.actor = cli->actor,
+                              .action = action,
+                              .target = target,
+                              .outcome = "success",
+                              .source_addr = "cli",
+                              .details = details};
     if (store_audit_append(cli->db, &ev) != 0)
         fprintf(stderr, "portier: warning: could not write the audit event for %s\n", action);
 }
@@ -220,8 +224,7 @@ static int cmd_user_invite(cli_t *cli, int argc, char **argv)
     int64_t id;
     int r = store_user_create(cli->db, username, email, name, &id);
     if (r == -EEXIST) {
-        fprintf(stderr, "portier: user %s exists; issuing a new setup link (earlier links no longer work)\n",
-                username);
+        fprintf(stderr, "portier: user %s exists; issuing a new setup link (earlier links no longer work)\n", username);
     } else if (r != 0) {
         fprintf(stderr, "portier: could not create the user\n");
         return 1;
@@ -288,8 +291,7 @@ static int cmd_user_list(cli_t *cli)
 static int cmd_group(cli_t *cli, int add, const char *username, const char *group)
 {
     if (!valid_username(group)) {
-        fprintf(stderr, "portier: invalid group name (1-%d characters: letters, digits, . _ - @)\n",
-                USERNAME_MAX_LEN);
+        fprintf(stderr, "portier: invalid group name (1-%d characters: letters, digits, . _ - @)\n", USERNAME_MAX_LEN);
         return 2;
     }
     if (open_db(cli) != 0)
@@ -340,8 +342,7 @@ int gw_cli_main(int argc, char **argv)
         rc = cmd_migrate(&cli);
     } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "invite") == 0) {
         rc = cmd_user_invite(&cli, argc - 2, argv + 2);
-    } else if (strcmp(cmd, "user") == 0 && (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) &&
-               argc == 4) {
+    } else if (strcmp(cmd, "user") == 0 && (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) && argc == 4) {
         rc = cmd_user_set_disabled(&cli, argv[3], strcmp(sub, "disable") == 0);
     } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "list") == 0 && argc == 3) {
         rc = cmd_user_list(&cli);

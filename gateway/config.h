@@ -17,37 +17,37 @@
 #define GW_MAX_ERRORS 64
 
 typedef struct st_gw_route_t {
-    char *prefix;      /* path prefix, starts with '/', e.g. "/app" or "/" */
-    char *backend;     /* upstream URL, http:// only (h2o upstream is HTTP/1.1), e.g. "http://127.0.0.1:9000" */
-    char *name;        /* route name: JWT audience; default = prefix */
-    char **groups;     /* allowed groups; NULL-terminated; empty (groups[0] == NULL) = any signed-in user */
+    char *prefix;  /* path prefix, starts with '/', e.g. "/app" or "/" */
+    char *backend; /* upstream URL, http:// only (h2o upstream is HTTP/1.1), e.g. "http://127.0.0.1:9000" */
+    char *name;    /* route name: JWT audience; default = prefix */
+    char **groups; /* allowed groups; NULL-terminated; empty (groups[0] == NULL) = any signed-in user */
     size_t num_groups;
-    int require_mfa;   /* 0/1; enforced once MFA exists */
+    int require_mfa; /* 0/1; enforced once MFA exists */
 } gw_route_t;
 
 typedef struct st_gw_config_t {
     char *path; /* the file this was loaded from (absolute) */
 
     /* server */
-    char *listen_address;       /* server.listen.address, default "0.0.0.0" */
-    uint16_t listen_port;       /* server.listen.port, default 8443 */
-    char *http_redirect_address;/* server.http_redirect.address, default = listen_address */
-    uint16_t http_redirect_port;/* server.http_redirect.port, 0 = no plain-HTTP listener (default) */
-    char *public_url;           /* server.public_url, e.g. "https://sso.example.com" (no trailing slash);
-                                   default "https://localhost:<listen_port>". Own origin for redirects. */
-    unsigned threads;           /* server.threads, event loops; 0 in file = number of cores (resolved at load) */
-    unsigned workers;           /* server.workers, worker pool size; 0 in file = number of cores */
-    char *tls_certificate;      /* server.tls.certificate (PEM chain file), required */
-    char *tls_key;              /* server.tls.key (PEM), required; must not be readable by group/others */
-    char *access_log;           /* server.access_log: file path, "-" = stderr, default NULL = off */
-    uint64_t max_request_body;  /* server.max_request_body bytes, default 1 MiB */
+    char *listen_address;        /* server.listen.address, default "0.0.0.0" */
+    uint16_t listen_port;        /* server.listen.port, default 8443 */
+    char *http_redirect_address; /* server.http_redirect.address, default = listen_address */
+    uint16_t http_redirect_port; /* server.http_redirect.port, 0 = no plain-HTTP listener (default) */
+    char *public_url;            /* server.public_url, e.g. "https://sso.example.com" (no trailing slash);
+                                    default "https://localhost:<listen_port>". Own origin for redirects. */
+    unsigned threads;            /* server.threads, event loops; 0 in file = number of cores (resolved at load) */
+    unsigned workers;            /* server.workers, worker pool size; 0 in file = number of cores */
+    char *tls_certificate;       /* server.tls.certificate (PEM chain file), required */
+    char *tls_key;               /* server.tls.key (PEM), required; must not be readable by group/others */
+    char *access_log;            /* server.access_log: file path, "-" = stderr, default NULL = off */
+    uint64_t max_request_body;   /* server.max_request_body bytes, default 1 MiB */
 
-    char *state_dir;            /* state_dir, default: directory of the config file */
-    char *templates_dir;        /* templates_dir, default PORTIER_SOURCE_DIR "/templates" */
+    char *state_dir;     /* state_dir, default: directory of the config file */
+    char *templates_dir; /* templates_dir, default PORTIER_SOURCE_DIR "/templates" */
 
     /* database */
-    char *db_conninfo;          /* database.conninfo (libpq conninfo string), required */
-    unsigned db_pool_size;      /* reserved; workers each hold one connection */
+    char *db_conninfo;     /* database.conninfo (libpq conninfo string), required */
+    unsigned db_pool_size; /* reserved; workers each hold one connection */
 
     /* sessions */
     unsigned session_idle_timeout;     /* session.idle_timeout seconds, default 1800 */
@@ -55,18 +55,18 @@ typedef struct st_gw_config_t {
     char *session_cookie;              /* session.cookie_name, default "__Host-portier"; must start "__Host-" */
 
     /* login */
-    unsigned password_min_length;  /* login.password_min_length, default 15 */
-    unsigned invite_ttl;           /* login.invite_ttl seconds, default 86400, max 86400 */
+    unsigned password_min_length; /* login.password_min_length, default 15 */
+    unsigned invite_ttl;          /* login.invite_ttl seconds, default 86400, max 86400 */
 
     /* identity headers + JWT */
-    char *jwt_issuer;           /* identity.issuer, default public_url */
-    unsigned jwt_lifetime;      /* identity.jwt_lifetime seconds, default 60, max 300 */
-    char *jwt_signing_key;      /* identity.signing_key: PEM EC P-256 private key file, required; 0600 */
-    char **jwt_previous_keys;   /* identity.previous_keys: PEM files (private or public) still published; NULL-term. */
-    char *hdr_user;             /* identity.headers.user,   default "X-Portier-User" */
-    char *hdr_email;            /* identity.headers.email,  default "X-Portier-Email" */
-    char *hdr_groups;           /* identity.headers.groups, default "X-Portier-Groups" */
-    char *hdr_jwt;              /* identity.headers.jwt,    default "X-Portier-Jwt-Assertion" */
+    char *jwt_issuer;         /* identity.issuer, default public_url */
+    unsigned jwt_lifetime;    /* identity.jwt_lifetime seconds, default 60, max 300 */
+    char *jwt_signing_key;    /* identity.signing_key: PEM EC P-256 private key file, required; 0600 */
+    char **jwt_previous_keys; /* identity.previous_keys: PEM files (private or public) still published; NULL-term. */
+    char *hdr_user;           /* identity.headers.user,   default "X-Portier-User" */
+    char *hdr_email;          /* identity.headers.email,  default "X-Portier-Email" */
+    char *hdr_groups;         /* identity.headers.groups, default "X-Portier-Groups" */
+    char *hdr_jwt;            /* identity.headers.jwt,    default "X-Portier-Jwt-Assertion" */
 
     /* routes, in file order; a request goes to the first route whose prefix matches (segment-wise) */
     gw_route_t *routes;

@@ -19,9 +19,9 @@
 #include "store/store.h"
 
 #define GW_SESSION_TOKEN_BYTES 32 /* 256-bit session id */
-#define GW_CSRF_TOKEN_BYTES 16
-#define GW_CSRF_COOKIE_SUFFIX "-csrf"
-#define GW_TOUCH_INTERVAL 60 /* seconds between last_seen writes of one session */
+#define GW_CSRF_TOKEN_BYTES    16
+#define GW_CSRF_COOKIE_SUFFIX  "-csrf"
+#define GW_TOUCH_INTERVAL      60 /* seconds between last_seen writes of one session */
 
 typedef struct st_gw_server_t gw_server_t;
 typedef struct st_gw_loop_t gw_loop_t;
@@ -37,7 +37,7 @@ typedef struct st_gw_metrics_t {
     atomic_uint_fast64_t cache_hits, cache_misses, db_queries, revocations, cache_flushes;
     atomic_uint_fast64_t logins_success, logins_failure, setups, logouts;
     atomic_uint_fast64_t jwt_signed, jwt_reused;
-    atomic_uint_fast64_t *route_status; /* [route][class 1xx..5xx -> 0..4], route == num_routes: portier pages */
+    atomic_uint_fast64_t *route_status;      /* [route][class 1xx..5xx -> 0..4], route == num_routes: portier pages */
     atomic_uint_fast64_t latency_bucket[12]; /* proxied request latency histogram (see metrics.c) */
     atomic_uint_fast64_t latency_sum_us, latency_count;
 } gw_metrics_t;

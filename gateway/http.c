@@ -13,7 +13,7 @@
 
 #include "gateway/internal.h"
 
-#define CSP_VALUE "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+#define CSP_VALUE  "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 #define HSTS_VALUE "max-age=31536000"
 
 gw_loop_t *gw_loop_of(h2o_req_t *req)

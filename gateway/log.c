@@ -13,7 +13,7 @@
 #include "gateway/gateway.h"
 
 #define LOG_VALUE_MAX 256
-#define LOG_LINE_MAX 4096
+#define LOG_LINE_MAX  4096
 
 static size_t append_escaped(char *buf, size_t pos, size_t cap, const char *s)
 {

@@ -71,8 +71,7 @@ static void put(out_t *o, const char *fmt, ...)
 
 static void counter(out_t *o, const char *name, const char *help, atomic_uint_fast64_t *v)
 {
-    put(o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
-        (unsigned long long)atomic_load(v));
+    put(o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name, (unsigned long long)atomic_load(v));
 }
 
 char *gw_metrics_render(const gw_config_t *conf, size_t *len)
@@ -88,8 +87,7 @@ char *gw_metrics_render(const gw_config_t *conf, size_t *len)
     counter(&o, "portier_session_cache_flushes_total", "Whole-cache flushes (listener reconnects).",
             &gw_metrics.cache_flushes);
     counter(&o, "portier_jwt_signed_total", "Identity JWTs signed.", &gw_metrics.jwt_signed);
-    counter(&o, "portier_jwt_reused_total", "Identity JWTs served from the per-session cache.",
-            &gw_metrics.jwt_reused);
+    counter(&o, "portier_jwt_reused_total", "Identity JWTs served from the per-session cache.", &gw_metrics.jwt_reused);
     counter(&o, "portier_setups_total", "Passwords set through a setup link.", &gw_metrics.setups);
     counter(&o, "portier_logouts_total", "Sessions ended by logout.", &gw_metrics.logouts);
     put(&o, "# HELP portier_logins_total Password logins by outcome.\n# TYPE portier_logins_total counter\n");

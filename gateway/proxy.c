@@ -63,10 +63,21 @@ static int name_has_prefix(h2o_iovec_t name, const char *prefix)
 
 static int is_identity_header(h2o_iovec_t name, const gw_config_t *conf)
 {
-    static const char *const fixed[] = {"x-forwarded-user", "x-forwarded-email", "x-forwarded-groups",
-                                        "x-forwarded-preferred-username", "remote-user", "x-remote-user",
-                                        "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "forwarded",
-                                        "x-real-ip", "x-user", "x-email", "via", NULL};
+    static const char *const fixed[] = {"x-forwarded-user",
+                                        "x-forwarded-email",
+                                        "x-forwarded-groups",
+                                        "x-forwarded-preferred-username",
+                                        "remote-user",
+                                        "x-remote-user",
+                                        "x-forwarded-for",
+                                        "x-forwarded-host",
+                                        "x-forwarded-proto",
+                                        "forwarded",
+                                        "x-real-ip",
+                                        "x-user",
+                                        "x-email",
+                                        "via",
+                                        NULL};
     for (const char *const *f = fixed; *f != NULL; ++f)
         if (name_is(name, *f))
             return 1;
@@ -94,8 +105,7 @@ static h2o_iovec_t strip_own_cookies(h2o_mem_pool_t *pool, h2o_iovec_t value, co
         const char *eq = memchr(pair, '=', (size_t)(p - pair));
         size_t nlen = eq != NULL ? (size_t)(eq - pair) : (size_t)(p - pair);
         /* ours: exactly the session cookie name, or it followed by a suffix such as "-csrf" */
-        if (nlen >= own_len && memcmp(pair, session_cookie, own_len) == 0 &&
-            (nlen == own_len || pair[own_len] == '-'))
+        if (nlen >= own_len && memcmp(pair, session_cookie, own_len) == 0 && (nlen == own_len || pair[own_len] == '-'))
             continue;
         if (olen != 0) {
             out[olen++] = ';';
@@ -198,8 +208,8 @@ static void send_unauthenticated(route_handler_t *h, h2o_req_t *req)
                                h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))) {
         char *path = h2o_strdup(&req->pool, req->path.base, req->path.len).base;
         char *enc = gw_url_encode(&req->pool, path);
-        h2o_iovec_t loc = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("/login?return_to=")),
-                                     h2o_iovec_init(enc, strlen(enc)));
+        h2o_iovec_t loc =
+            h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("/login?return_to=")), h2o_iovec_init(enc, strlen(enc)));
         gw_send_redirect(req, 302, loc.base);
     } else {
         h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0,
@@ -381,11 +391,10 @@ void gw_proxy_register(gw_server_t *server, h2o_pathconf_t *pathconf, size_t rou
     h2o_url_t parsed, *upstream = malloc(sizeof(*upstream));
     if (h2o_url_parse(route->backend, SIZE_MAX, &parsed) != 0)
         abort(); /* validated at config load */
-    char *url = parsed.path.len <= 1
-                    ? h2o_concat(NULL, h2o_iovec_init(H2O_STRLIT("http://")), parsed.authority,
-                                 h2o_iovec_init(route->prefix, strlen(route->prefix)))
-                          .base
-                    : strdup(route->backend);
+    char *url = parsed.path.len <= 1 ? h2o_concat(NULL, h2o_iovec_init(H2O_STRLIT("http://")), parsed.authority,
+                                                  h2o_iovec_init(route->prefix, strlen(route->prefix)))
+                                           .base
+                                     : strdup(route->backend);
     if (h2o_url_parse(url, SIZE_MAX, upstream) != 0)
         abort();
 

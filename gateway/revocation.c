@@ -14,7 +14,7 @@
 
 #include "gateway/internal.h"
 
-#define LISTEN_POLL_MS 200
+#define LISTEN_POLL_MS     200
 #define RECONNECT_DELAY_MS 500
 
 static int hexval(char c)

@@ -22,9 +22,10 @@
 #include "idp/idp.h"
 
 #define GRACEFUL_STOP_MS 3000
-#define TLS12_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
-                      "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-#define ACCESS_LOG_FORMAT                                                                                            \
+#define TLS12_CIPHERS                                                                                                  \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"                         \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define ACCESS_LOG_FORMAT                                                                                              \
     "{\"time\":\"%{%Y-%m-%dT%H:%M:%S%z}t\",\"type\":\"access\",\"remote\":\"%h\",\"method\":\"%m\",\"path\":\"%U\","   \
     "\"protocol\":\"%H\",\"status\":%s,\"bytes\":%b,\"duration\":\"%{duration}x\"}"
 
@@ -50,7 +51,8 @@ static SSL_CTX *create_ssl_ctx(const gw_config_t *conf)
 
 static int open_listener(const char *address, uint16_t port)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST};
     struct addrinfo *res;
     char portstr[8];
     snprintf(portstr, sizeof(portstr), "%u", port);

@@ -20,10 +20,10 @@
 #include "idp/idp.h"
 #include "policy/policy.h"
 
-#define USERNAME_MAX 256
-#define PASSWORD_MAX_BYTES 1024 /* 128 code points of up to 4 bytes, with room to spare; longer is refused */
-#define TOKEN_MAX 128
-#define GENERIC_LOGIN_ERROR "Sign-in failed. Check your user name and password and try again."
+#define USERNAME_MAX            256
+#define PASSWORD_MAX_BYTES      1024 /* 128 code points of up to 4 bytes, with room to spare; longer is refused */
+#define TOKEN_MAX               128
+#define GENERIC_LOGIN_ERROR     "Sign-in failed. Check your user name and password and try again."
 #define SESSION_PUBLIC_ID_BYTES 16
 
 typedef struct st_idp_handler_t {
@@ -89,8 +89,12 @@ static char *dup_secret(const char *s)
 static void audit(store_t *db, const char *actor, const char *action, const char *target, const char *outcome,
                   const char *source, const char *details)
 {
-    store_audit_event_t ev = {.actor = actor, .action = action, .target = target, .outcome = outcome,
-                              .source_addr = source, .details = details};
+    store_audit_event_t ev = {.actor = actor,
+                              .action = action,
+                              .target = target,
+                              .outcome = outcome,
+                              .source_addr = source,
+                              .details = details};
     if (store_audit_append(db, &ev) != 0)
         gw_log("error", "audit", "append_failed", "action", action, NULL);
 }
@@ -121,8 +125,9 @@ static void render_login(h2o_req_t *req, gw_server_t *server, int status, const 
 {
     char min_length[16];
     snprintf(min_length, sizeof(min_length), "%u", server->conf->password_min_length);
-    gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)}, {"return_to", return_to}, {"username", username},
-                           {"error", error},             {"notice", notice},       {"min_length", min_length}};
+    gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)}, {"return_to", return_to},
+                           {"username", username},       {"error", error},
+                           {"notice", notice},           {"min_length", min_length}};
     gw_send_page(req, status, "login.html", vars, sizeof(vars) / sizeof(vars[0]));
 }
 
@@ -185,8 +190,7 @@ static void login_done(gw_job_t *job)
             render_login(req, j->server, 401, h2o_strdup(&req->pool, j->return_to, SIZE_MAX).base, NULL,
                          GENERIC_LOGIN_ERROR, NULL);
             break;
-        default:
-            gw_send_unavailable(req);
+        default: gw_send_unavailable(req);
         }
     }
     sodium_memzero(j->cookie, sizeof(j->cookie));
@@ -238,8 +242,11 @@ static void render_setup(h2o_req_t *req, gw_server_t *server, int status, const 
 {
     char min_length[16];
     snprintf(min_length, sizeof(min_length), "%u", server->conf->password_min_length);
-    gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)}, {"token", token}, {"username", username},
-                           {"error", error},             {"min_length", min_length}};
+    gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)},
+                           {"token", token},
+                           {"username", username},
+                           {"error", error},
+                           {"min_length", min_length}};
     gw_send_page(req, status, "setup.html", vars, sizeof(vars) / sizeof(vars[0]));
 }
 

@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #define POL_RETURN_TO_MAX 2048
-#define POL_PASSWORD_MAX 128 /* characters (code points); longer is refused, never truncated */
+#define POL_PASSWORD_MAX  128 /* characters (code points); longer is refused, never truncated */
 
 /* The one return-URL validator (return_to, rd, RelayState). Accepts a relative path that starts with exactly one
  * '/' (not "//", not "/\"), or an absolute URL of `own_origin` ("https://host[:port]"), which is reduced to its

@@ -23,16 +23,16 @@ static h2o_iovec_t iov(const char *s)
 
 static void test_identity_headers_recognised(void **state)
 {
-    static const char *const spoofed[] = {"x-portier-user", "X-PORTIER-USER", "X_Portier_User",
-                                          "x-portier-jwt-assertion", "x-forwarded-user", "Remote-User",
-                                          "remote_user", "x-auth-request-user", "X-Auth-Anything",
-                                          "x-forwarded-for", "X-Forwarded-Proto", "x-portier-anything",
-                                          "x-forwarded-email", "forwarded", "x-real-ip"};
+    static const char *const spoofed[] = {
+        "x-portier-user",    "X-PORTIER-USER",  "X_Portier_User",    "x-portier-jwt-assertion",
+        "x-forwarded-user",  "Remote-User",     "remote_user",       "x-auth-request-user",
+        "X-Auth-Anything",   "x-forwarded-for", "X-Forwarded-Proto", "x-portier-anything",
+        "x-forwarded-email", "forwarded",       "x-real-ip"};
     for (size_t i = 0; i != sizeof(spoofed) / sizeof(spoofed[0]); ++i)
         if (!is_identity_header(iov(spoofed[i]), &conf))
             fail_msg("%s not treated as an identity header", spoofed[i]);
-    static const char *const benign[] = {"accept", "user-agent", "x-request-id", "authorization", "cookie",
-                                         "x-auth", "remote-user-agent", "x-forwarded"};
+    static const char *const benign[] = {"accept", "user-agent", "x-request-id",      "authorization",
+                                         "cookie", "x-auth",     "remote-user-agent", "x-forwarded"};
     for (size_t i = 0; i != sizeof(benign) / sizeof(benign[0]); ++i)
         if (is_identity_header(iov(benign[i]), &conf))
             fail_msg("%s wrongly treated as an identity header", benign[i]);

@@ -44,10 +44,10 @@ static void test_counts_code_points(void **state)
 static void test_invalid_utf8_refused(void **state)
 {
     char reason[160];
-    assert_int_equal(pol_utf8_length("\xc0\xaf"), -1);           /* overlong '/' */
-    assert_int_equal(pol_utf8_length("\xed\xa0\x80"), -1);       /* surrogate */
-    assert_int_equal(pol_utf8_length("\xf4\x90\x80\x80"), -1);   /* > U+10FFFF */
-    assert_int_equal(pol_utf8_length("abc\xe2\x82"), -1);        /* truncated */
+    assert_int_equal(pol_utf8_length("\xc0\xaf"), -1);         /* overlong '/' */
+    assert_int_equal(pol_utf8_length("\xed\xa0\x80"), -1);     /* surrogate */
+    assert_int_equal(pol_utf8_length("\xf4\x90\x80\x80"), -1); /* > U+10FFFF */
+    assert_int_equal(pol_utf8_length("abc\xe2\x82"), -1);      /* truncated */
     assert_int_equal(pol_password_check("aaaaaaaaaaaaaaaa\xff", 15, reason, sizeof(reason)), -1);
     assert_non_null(strstr(reason, "invalid"));
 }

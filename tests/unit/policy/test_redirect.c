@@ -38,10 +38,23 @@ static void test_own_origin_reduced_to_path(void **state)
 static void test_open_redirect_tricks_rejected(void **state)
 {
     static const char *const bad[] = {
-        "https://evil.com", "//evil.com",      "/\\evil.com",     "https:%5c%5cevil.com", "http:www.evil.com",
-        "javascript:alert(1)", "///evil",      "\\\\evil.com",     "/\tevil",             " /x",
-        "/x\r\nSet-Cookie: a=b", "evil.com",   "",                "http://sso.example.com/", "HTTPS://SSO.EXAMPLE.COM/",
-        "/a\\b",               "data:text/html,x",
+        "https://evil.com",
+        "//evil.com",
+        "/\\evil.com",
+        "https:%5c%5cevil.com",
+        "http:www.evil.com",
+        "javascript:alert(1)",
+        "///evil",
+        "\\\\evil.com",
+        "/\tevil",
+        " /x",
+        "/x\r\nSet-Cookie: a=b",
+        "evil.com",
+        "",
+        "http://sso.example.com/",
+        "HTTPS://SSO.EXAMPLE.COM/",
+        "/a\\b",
+        "data:text/html,x",
     };
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
         expect(bad[i], -1, "/");
@@ -70,10 +83,8 @@ static void test_small_output_buffer_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_relative_paths_are_kept),
-        cmocka_unit_test(test_own_origin_reduced_to_path),
-        cmocka_unit_test(test_open_redirect_tricks_rejected),
-        cmocka_unit_test(test_length_limit),
+        cmocka_unit_test(test_relative_paths_are_kept),       cmocka_unit_test(test_own_origin_reduced_to_path),
+        cmocka_unit_test(test_open_redirect_tricks_rejected), cmocka_unit_test(test_length_limit),
         cmocka_unit_test(test_small_output_buffer_refuses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
