@@ -273,12 +273,12 @@ static int cmd_user_set_disabled(cli_t *cli, const char *username, int disabled)
     return r == 0 ? 0 : 1;
 }
 
-static void print_user(void *ctx, const store_user_t *u)
+static void print_user(void *ctx, const store_user_t *u, int has_password)
 {
     printf("%s\t%s\t%s\t", u->username, u->email != NULL ? u->email : "", u->disabled ? "disabled" : "enabled");
     for (size_t i = 0; i != u->num_groups; ++i)
         printf("%s%s", i != 0 ? "," : "", u->groups[i]);
-    printf("\n");
+    printf("\t%s\n", has_password ? "password" : "no-password");
 }
 
 static int cmd_user_list(cli_t *cli)

@@ -42,6 +42,8 @@ typedef struct st_store_session_t {
 /* Connects (blocking). Returns NULL and an error message on failure. */
 store_t *store_open(const char *conninfo, char *err, size_t errlen);
 void store_close(store_t *st);
+/* Sets the key of the audit hash chain (HMAC-SHA256; at most 64 bytes). Without a key, mac columns stay NULL. */
+int store_set_audit_key(store_t *st, const uint8_t *key, size_t len) __attribute__((warn_unused_result));
 /* Number of statements this connection sent so far (for tests/metrics). */
 uint64_t store_query_count(const store_t *st);
 /* 0 if the database answers a trivial query. */
@@ -61,7 +63,8 @@ int store_user_get_by_id(store_t *st, int64_t id, store_user_t *out) __attribute
 /* Sets disabled; when disabling, deletes the user's sessions and NOTIFYs "user:<id>" in the same transaction. */
 int store_user_set_disabled(store_t *st, int64_t id, int disabled) __attribute__((warn_unused_result));
 /* Calls cb for each user (ordered by username). */
-int store_user_list(store_t *st, void (*cb)(void *ctx, const store_user_t *u), void *ctx)
+/* has_password (may be NULL) tells whether a password is set. */
+int store_user_list(store_t *st, void (*cb)(void *ctx, const store_user_t *u, int has_password), void *ctx)
     __attribute__((warn_unused_result));
 /* Creates the group if needed. Membership changes NOTIFY "user:<id>" (the cached identity is stale). */
 int store_group_add_member(store_t *st, int64_t user_id, const char *group) __attribute__((warn_unused_result));
