@@ -388,14 +388,14 @@ void gw_proxy_register(gw_server_t *server, h2o_pathconf_t *pathconf, size_t rou
 
     /* Without a path in the backend URL the whole request path is forwarded (the prefix is kept); with one, it
      * replaces the prefix (nginx proxy_pass semantics). */
-    h2o_url_t parsed, *upstream = malloc(sizeof(*upstream));
+    h2o_url_t parsed, upstream;
     if (h2o_url_parse(route->backend, SIZE_MAX, &parsed) != 0)
         abort(); /* validated at config load */
     char *url = parsed.path.len <= 1 ? h2o_concat(NULL, h2o_iovec_init(H2O_STRLIT("http://")), parsed.authority,
                                                   h2o_iovec_init(route->prefix, strlen(route->prefix)))
                                            .base
                                      : strdup(route->backend);
-    if (h2o_url_parse(url, SIZE_MAX, upstream) != 0)
+    if (h2o_url_parse(url, SIZE_MAX, &upstream) != 0)
         abort();
 
     h2o_proxy_config_vars_t vars = {
@@ -403,7 +403,8 @@ void gw_proxy_register(gw_server_t *server, h2o_pathconf_t *pathconf, size_t rou
         .keepalive_timeout = 2000,
         .preserve_host = 0,
     };
-    h2o_proxy_register_reverse_proxy(pathconf, upstream, &vars);
+    h2o_proxy_register_reverse_proxy(pathconf, &upstream, &vars); /* copies the URL */
+    free(url);
     route_logger_t *l = (route_logger_t *)h2o_create_logger(pathconf, sizeof(*l));
     l->super.log_access = on_log;
     l->route = route_index;

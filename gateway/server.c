@@ -274,11 +274,21 @@ int gw_serve(gw_config_t *conf)
         h2o_evloop_run(server.loops[i].ctx.loop, 0);
     exit_code = 0;
 
+    for (size_t i = 0; i != server.num_loops; ++i) {
+        h2o_loop_t *loop = server.loops[i].ctx.loop;
+        h2o_multithread_unregister_receiver(server.loops[i].ctx.queue, &server.loops[i].job_receiver);
+        h2o_context_dispose(&server.loops[i].ctx);
+        h2o_evloop_destroy(loop);
+    }
+    h2o_config_dispose(&server.globalconf);
+    if (conf->http_redirect_port != 0)
+        h2o_config_dispose(&server.redirect_globalconf);
     gw_cache_destroy(server.cache);
     SSL_CTX_free(server.ssl_ctx);
     gw_templates_destroy(server.templates);
     gw_jwt_keyset_destroy(server.keys);
-    free(server.loops); /* contexts and loops are left to process exit: h2o 2.2.5 cannot dispose them cleanly */
+    free(server.loops);
+    free(gw_metrics.route_status);
     gw_log("info", "gateway", "stopped", NULL);
     return exit_code;
 }
