@@ -10,6 +10,7 @@
  * command that changes data writes an audit event with the operator ("cli:<login name>") as actor.
  */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -86,7 +87,16 @@ static int open_db(cli_t *cli)
     char err[512];
     if (load_config(cli) != 0)
         return -1;
-    if ((cli->db = store_open(cli->conf.db_conninfo, err, sizeof(err))) == NULL) {
+    char key_path[PATH_MAX];
+    uint8_t key[GW_AUDIT_KEY_LEN];
+    snprintf(key_path, sizeof(key_path), "%s/" GW_AUDIT_KEY_FILE, cli->conf.state_dir);
+    if (gw_key_file(key_path, key, sizeof(key), err, sizeof(err)) != 0) {
+        fprintf(stderr, "portier: audit key: %s\n", err);
+        return -1;
+    }
+    cli->db = gw_store_open(&cli->conf, key, err, sizeof(err));
+    sodium_memzero(key, sizeof(key));
+    if (cli->db == NULL) {
         fprintf(stderr, "portier: cannot connect to the database: %s\n", err);
         return -1;
     }

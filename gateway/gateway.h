@@ -22,6 +22,8 @@
 #define GW_CSRF_TOKEN_BYTES    16
 #define GW_CSRF_COOKIE_SUFFIX  "-csrf"
 #define GW_TOUCH_INTERVAL      60 /* seconds between last_seen writes of one session */
+#define GW_AUDIT_KEY_LEN 32
+#define GW_AUDIT_KEY_FILE "audit.key" /* in state_dir */
 
 typedef struct st_gw_server_t gw_server_t;
 typedef struct st_gw_loop_t gw_loop_t;
@@ -130,7 +132,7 @@ struct st_gw_server_t {
     pthread_t revocation_thread;
     atomic_int shutting_down;
     atomic_int db_ready; /* last known database reachability */
-    char *csp;
+    uint8_t audit_key[GW_AUDIT_KEY_LEN];
 };
 
 struct st_gw_loop_t {
@@ -194,6 +196,12 @@ void gw_sha256(const void *data, size_t len, uint8_t out[STORE_HASH_LEN]);
 
 /* The session of this request from the cache (cache hit only; NULL otherwise). Referenced. */
 gw_session_t *gw_request_session_cached(h2o_req_t *req, const uint8_t hash_out[STORE_HASH_LEN], int *has_cookie);
+
+/* ---- key files (secrets.c) ---- */
+/* Reads a key file of exactly len bytes, creating it (0600, random) when missing. Returns 0 or -1 + message. */
+int gw_key_file(const char *path, uint8_t *key, size_t len, char *err, size_t errlen);
+/* Opens a database connection with the audit chain key set (audit_key may be NULL). */
+store_t *gw_store_open(const gw_config_t *conf, const uint8_t *audit_key, char *err, size_t errlen);
 
 /* ---- sub-systems ---- */
 int gw_serve(gw_config_t *conf); /* runs until SIGTERM/SIGINT; returns exit code */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -199,6 +200,12 @@ int gw_serve(gw_config_t *conf)
         gw_log("error", "gateway", "startup.failed", "reason", "signing key", "detail", err, NULL);
         return 1;
     }
+    char key_path[PATH_MAX];
+    snprintf(key_path, sizeof(key_path), "%s/" GW_AUDIT_KEY_FILE, conf->state_dir);
+    if (gw_key_file(key_path, server.audit_key, sizeof(server.audit_key), err, sizeof(err)) != 0) {
+        gw_log("error", "gateway", "startup.failed", "reason", "audit key", "detail", err, NULL);
+        return 1;
+    }
     if ((server.templates = gw_templates_load(conf->templates_dir, err, sizeof(err))) == NULL) {
         gw_log("error", "gateway", "startup.failed", "reason", "templates", "detail", err, NULL);
         return 1;
@@ -289,6 +296,7 @@ int gw_serve(gw_config_t *conf)
     gw_jwt_keyset_destroy(server.keys);
     free(server.loops);
     free(gw_metrics.route_status);
+    OPENSSL_cleanse(server.audit_key, sizeof(server.audit_key));
     gw_log("info", "gateway", "stopped", NULL);
     return exit_code;
 }

@@ -24,7 +24,7 @@ store_t *gw_worker_db(gw_worker_t *w)
 {
     if (w->db == NULL) {
         char err[256];
-        w->db = store_open(w->pool->server->conf->db_conninfo, err, sizeof(err));
+        w->db = gw_store_open(w->pool->server->conf, w->pool->server->audit_key, err, sizeof(err));
         if (w->db == NULL) {
             atomic_store(&w->pool->server->db_ready, 0);
             gw_log("error", "store", "db.connect_failed", "detail", err, NULL);
