@@ -91,7 +91,8 @@ static int is_identity_header(h2o_iovec_t name, const gw_config_t *conf)
 static h2o_iovec_t strip_own_cookies(h2o_mem_pool_t *pool, h2o_iovec_t value, const char *session_cookie)
 {
     size_t own_len = strlen(session_cookie);
-    char *out = h2o_mem_alloc_pool(pool, value.len + 1);
+    /* each kept pair is re-joined with "; ": a ";" of one byte may become two, so at most twice the input */
+    char *out = h2o_mem_alloc_pool(pool, value.len * 2 + 1);
     size_t olen = 0;
     const char *p = value.base, *end = value.base + value.len;
     while (p < end) {
