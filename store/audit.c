@@ -1,103 +1,156 @@
 /*
- * Audit trail: append-only rows, hash-chained. Each row's MAC is HMAC-SHA256(key, canonical row) where the
- * canonical row includes the previous row's MAC, so removing, reordering or editing any row breaks every MAC
- * after it. Appends are serialised by a transaction-scoped advisory lock so the chain has no forks. The values
- * that go into the MAC are fixed before the INSERT (id from the sequence, time as integer microseconds, details
- * as PostgreSQL's own jsonb rendering), so a verifier can recompute the MAC from the stored row alone:
- *   id \n at_us \n actor \n action \n target \n outcome \n source_addr \n request_id \n details \n hex(prev_mac)
+ * Audit trail storage: append-only rows (a trigger refuses UPDATE, DELETE and TRUNCATE) chained with a keyed
+ * MAC. Each row's mac = HMAC-SHA256(key, prev_mac || canonical text of the row), where prev_mac is the mac of
+ * the row before it (nothing for the first row or after a row without a mac), so editing, removing or
+ * reordering any row breaks every mac after it. Without a key (store_set_audit_key) prev_mac and mac stay NULL.
+ *
+ * Canonical text: the fields id, at, actor, action, target, outcome, source_addr, request_id, details, in that
+ * order, joined with '\n'. Each field is written as in PostgreSQL's COPY text format: NULL as \N, a backslash as
+ * \\ and a newline as \n, so no two different rows share a text. `id` is decimal; `at` is
+ * to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') (microseconds, UTC, whatever the session's
+ * settings); `details` is PostgreSQL's own rendering of the jsonb value (details::text). A verifier recomputes
+ * the same text from the stored row alone.
+ *
+ * Since rows can never be updated, the mac cannot be added after an INSERT ... RETURNING id, at. So every value
+ * the mac covers is fixed before the INSERT: `id` comes from nextval() and `at` from clock_timestamp(), both
+ * selected first, then inserted explicitly together with the mac. Appends are serialised by a transaction-scoped
+ * advisory lock taken before the previous mac is read, so the chain never forks and ids follow chain order.
  */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 #include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/params.h>
 
 #include "store/internal.h"
 
-#define AUDIT_LOCK "7370002"
+#define AUDIT_LOCK_KEY "7370002" /* pg_advisory_xact_lock key reserved for audit appends */
+#define AUDIT_MAC_LEN  32        /* HMAC-SHA256 */
+#define NUM_MAC_FIELDS 9
 
-static void hex(const unsigned char *in, size_t len, char *out)
+static int update(EVP_MAC_CTX *ctx, const char *s, size_t len)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i != len; ++i) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * len] = '\0';
+    return EVP_MAC_update(ctx, (const unsigned char *)s, len) == 1;
 }
 
-static const char *or_empty(const char *s)
+/* Feeds one field in COPY text form, followed by '\n' unless it is the last. */
+static int mac_field(EVP_MAC_CTX *ctx, const char *f, int last)
 {
-    return s != NULL ? s : "";
+    if (f == NULL) {
+        if (!update(ctx, "\\N", 2))
+            return 0;
+    } else {
+        while (*f != '\0') {
+            size_t run = strcspn(f, "\\\n");
+            if (run != 0 && !update(ctx, f, run))
+                return 0;
+            f += run;
+            if (*f == '\0')
+                break;
+            if (!update(ctx, *f == '\\' ? "\\\\" : "\\n", 2))
+                return 0;
+            ++f;
+        }
+    }
+    return last || update(ctx, "\n", 1);
+}
+
+static int compute_mac(const store_t *st, const uint8_t *prev, size_t prev_len,
+                       const char *const fields[NUM_MAC_FIELDS], uint8_t out[AUDIT_MAC_LEN])
+{
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                           OSSL_PARAM_construct_end()};
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    size_t outlen = 0;
+    int ok = ctx != NULL && EVP_MAC_init(ctx, st->audit_key, st->audit_key_len, params) == 1;
+
+    if (ok && prev_len != 0)
+        ok = EVP_MAC_update(ctx, prev, prev_len) == 1;
+    for (size_t i = 0; ok && i != NUM_MAC_FIELDS; ++i)
+        ok = mac_field(ctx, fields[i], i + 1 == NUM_MAC_FIELDS);
+    ok = ok && EVP_MAC_final(ctx, out, &outlen, AUDIT_MAC_LEN) == 1 && outlen == AUDIT_MAC_LEN;
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return ok ? 0 : -EIO;
+}
+
+static int unhex(const char *in, uint8_t *out, size_t outlen)
+{
+    if (strlen(in) != 2 * outlen)
+        return -1;
+    for (size_t i = 0; i != 2 * outlen; ++i) {
+        char c = in[i];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        out[i / 2] = (uint8_t)(i % 2 == 0 ? v << 4 : out[i / 2] | v);
+    }
+    return 0;
 }
 
 int store_audit_append(store_t *st, const store_audit_event_t *ev)
 {
-    int rc = store_begin(st);
+    static const char *const lock_key[] = {AUDIT_LOCK_KEY};
     PGresult *res = NULL;
-    if (rc == 0)
-        rc = store_result_status(store_exec(st, "SELECT pg_advisory_xact_lock(" AUDIT_LOCK ")", 0, NULL, NULL), 0);
+    uint8_t prev[AUDIT_MAC_LEN], mac[AUDIT_MAC_LEN];
+    size_t prev_len = 0;
+    int rc;
+
+    if (ev->actor == NULL || ev->action == NULL)
+        return -EINVAL;
+    if ((rc = store_begin(st)) != 0)
+        return rc;
+    rc = store_run(st, "SELECT pg_advisory_xact_lock($1::bigint)", 1, lock_key, NULL);
     if (rc == 0) {
+        /* Everything the mac covers, fixed before the INSERT (see the top of this file). */
         const char *p[] = {ev->details};
         res = store_exec(st,
-                         "SELECT nextval('audit_events_id_seq'), (extract(epoch FROM clock_timestamp()) * 1000000)"
-                         "::bigint, $1::jsonb::text, (SELECT encode(mac, 'hex') FROM audit_events ORDER BY id DESC "
-                         "LIMIT 1)",
+                         "SELECT nextval(pg_get_serial_sequence('audit_events', 'id')), "
+                         "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+                         "$1::jsonb::text, (SELECT encode(mac, 'hex') FROM audit_events ORDER BY id DESC LIMIT 1)",
                          1, p, NULL);
-        rc = store_result_status(res, 1);
+        if ((rc = store_result_status(res, 1)) != 0)
+            res = NULL;
     }
-    if (rc != 0) {
-        store_rollback(st);
-        return rc;
+    if (rc == 0 && st->audit_key_len != 0 && !PQgetisnull(res, 0, 3)) {
+        if (unhex(PQgetvalue(res, 0, 3), prev, sizeof(prev)) == 0)
+            prev_len = sizeof(prev);
+        else
+            rc = -EIO; /* a mac that is not ours: the chain is damaged, refuse to extend it */
     }
-    char id[24], at_us[24], mac_hex[2 * EVP_MAX_MD_SIZE + 1] = "";
-    snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
-    snprintf(at_us, sizeof(at_us), "%s", PQgetvalue(res, 0, 1));
-    char *details = PQgetisnull(res, 0, 2) ? NULL : strdup(PQgetvalue(res, 0, 2));
-    char *prev = PQgetisnull(res, 0, 3) ? NULL : strdup(PQgetvalue(res, 0, 3));
+    const char *id = res != NULL ? PQgetvalue(res, 0, 0) : NULL;
+    const char *at = res != NULL ? PQgetvalue(res, 0, 1) : NULL;
+    const char *details = res != NULL && !PQgetisnull(res, 0, 2) ? PQgetvalue(res, 0, 2) : NULL;
+    if (rc == 0 && st->audit_key_len != 0) {
+        const char *fields[NUM_MAC_FIELDS] = {
+            id, at, ev->actor, ev->action, ev->target, ev->outcome, ev->source_addr, ev->request_id, details};
+        rc = compute_mac(st, prev, prev_len, fields, mac);
+    }
+    if (rc == 0) {
+        int keyed = st->audit_key_len != 0;
+        const char *p[] = {id,
+                           at,
+                           ev->actor,
+                           ev->action,
+                           ev->target,
+                           ev->outcome,
+                           ev->source_addr,
+                           ev->request_id,
+                           details,
+                           keyed && prev_len != 0 ? (const char *)prev : NULL,
+                           keyed ? (const char *)mac : NULL};
+        const int lengths[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, AUDIT_MAC_LEN, AUDIT_MAC_LEN};
+        rc = store_run(st,
+                       "INSERT INTO audit_events (id, at, actor, action, target, outcome, source_addr, request_id, "
+                       "details, prev_mac, mac) VALUES ($1, $2::timestamptz, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, "
+                       "$11)",
+                       11, p, lengths);
+    }
     PQclear(res);
-
-    if (st->audit_key_len != 0) {
-        const char *fields[] = {id,          at_us,          ev->actor,           ev->action,
-                                ev->target,  ev->outcome,    ev->source_addr,     ev->request_id,
-                                details,     prev};
-        EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
-        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0), OSSL_PARAM_construct_end()};
-        unsigned char out[EVP_MAX_MD_SIZE];
-        size_t outlen = 0;
-        int ok = ctx != NULL && EVP_MAC_init(ctx, st->audit_key, st->audit_key_len, params) == 1;
-        for (size_t i = 0; ok && i != sizeof(fields) / sizeof(fields[0]); ++i) {
-            const char *f = or_empty(fields[i]);
-            ok = EVP_MAC_update(ctx, (const unsigned char *)f, strlen(f)) == 1 &&
-                 (i + 1 == sizeof(fields) / sizeof(fields[0]) ||
-                  EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) == 1);
-        }
-        ok = ok && EVP_MAC_final(ctx, out, &outlen, sizeof(out)) == 1;
-        EVP_MAC_CTX_free(ctx);
-        EVP_MAC_free(mac);
-        if (!ok) {
-            free(details);
-            free(prev);
-            store_rollback(st);
-            return -EIO;
-        }
-        hex(out, outlen, mac_hex);
-    }
-    const char *p[] = {id,          at_us,      ev->actor,   ev->action, ev->target, ev->outcome, ev->source_addr,
-                       ev->request_id, details, prev,       mac_hex[0] != '\0' ? mac_hex : NULL};
-    rc = store_result_status(
-        store_exec(st,
-                   "INSERT INTO audit_events (id, at, actor, action, target, outcome, source_addr, request_id, "
-                   "details, prev_mac, mac) VALUES ($1, timestamptz 'epoch' + ($2 || ' microseconds')::interval, $3, "
-                   "$4, $5, $6, $7, $8, $9::jsonb, decode($10, 'hex'), decode($11, 'hex'))",
-                   11, p, NULL),
-        0);
-    free(details);
-    free(prev);
     if (rc == 0)
         rc = store_commit(st);
     if (rc != 0)

@@ -1,6 +1,8 @@
 /*
- * store: the connection, the one query helper every statement goes through (parameters only, never string
- * pasting), transactions, and the mapping of PostgreSQL errors to our error codes (SQLSTATE, never messages).
+ * store: the connection, the one query helper every statement goes through (PQexecParams with $n parameters,
+ * bytea in binary format, never string pasting), transactions, NOTIFY, and the mapping of PostgreSQL errors
+ * to our error codes (by SQLSTATE, never by message). A lost connection makes the current call fail with
+ * -EIO; the next call outside a transaction reconnects (PQreset).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,46 +13,42 @@
 
 #include "store/internal.h"
 
-#define SQLSTATE_UNIQUE_VIOLATION "23505"
+#define SQLSTATE_UNIQUE_VIOLATION      "23505"
+#define SQLSTATE_FOREIGN_KEY_VIOLATION "23503"
+#define SQLSTATE_NOT_NULL_VIOLATION    "23502"
+#define SQLSTATE_CHECK_VIOLATION       "23514"
+#define SQLSTATE_CLASS_DATA_EXCEPTION  "22"
 
+/* Notices ("relation already exists, skipping", ...) are expected and carry no information we act on. */
 static void ignore_notice(void *arg, const char *message)
 {
 }
 
-static int connect_now(store_t *st, char *err, size_t errlen)
+static void copy_error(PGconn *conn, char *err, size_t errlen)
 {
-    st->conn = PQconnectdb(st->conninfo);
-    if (PQstatus(st->conn) != CONNECTION_OK) {
-        if (err != NULL) {
-            snprintf(err, errlen, "%s", PQerrorMessage(st->conn));
-            size_t l = strlen(err);
-            while (l > 0 && (err[l - 1] == '\n' || err[l - 1] == ' '))
-                err[--l] = '\0';
-        }
-        PQfinish(st->conn);
-        st->conn = NULL;
-        return -1;
-    }
-    PQsetNoticeProcessor(st->conn, ignore_notice, NULL);
-    /* Predictable text rendering for anything we read back. */
-    PGresult *res = PQexec(st->conn, "SET TIME ZONE 'UTC'");
-    PQclear(res);
-    return 0;
+    if (err == NULL || errlen == 0)
+        return;
+    snprintf(err, errlen, "%s", conn != NULL ? PQerrorMessage(conn) : "out of memory");
+    size_t l = strlen(err);
+    while (l > 0 && (err[l - 1] == '\n' || err[l - 1] == ' '))
+        err[--l] = '\0';
 }
 
 store_t *store_open(const char *conninfo, char *err, size_t errlen)
 {
     store_t *st = calloc(1, sizeof(*st));
-    if (st == NULL || (st->conninfo = strdup(conninfo)) == NULL) {
-        free(st);
-        snprintf(err, errlen, "out of memory");
+    if (st == NULL) {
+        copy_error(NULL, err, errlen);
         return NULL;
     }
-    if (connect_now(st, err, errlen) != 0) {
-        free(st->conninfo);
+    st->conn = PQconnectdb(conninfo);
+    if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
+        copy_error(st->conn, err, errlen);
+        PQfinish(st->conn);
         free(st);
         return NULL;
     }
+    PQsetNoticeProcessor(st->conn, ignore_notice, NULL); /* kept across PQreset */
     return st;
 }
 
@@ -58,18 +56,18 @@ void store_close(store_t *st)
 {
     if (st == NULL)
         return;
-    if (st->conn != NULL)
-        PQfinish(st->conn);
+    PQfinish(st->conn);
     OPENSSL_cleanse(st->audit_key, sizeof(st->audit_key));
-    free(st->conninfo);
     free(st);
 }
 
 int store_set_audit_key(store_t *st, const uint8_t *key, size_t len)
 {
-    if (len > sizeof(st->audit_key))
+    if (len > sizeof(st->audit_key) || (len != 0 && key == NULL))
         return -EINVAL;
-    memcpy(st->audit_key, key, len);
+    OPENSSL_cleanse(st->audit_key, sizeof(st->audit_key));
+    if (len != 0)
+        memcpy(st->audit_key, key, len);
     st->audit_key_len = len;
     return 0;
 }
@@ -81,24 +79,24 @@ uint64_t store_query_count(const store_t *st)
 
 PGresult *store_exec(store_t *st, const char *sql, int nparams, const char *const *values, const int *lengths)
 {
-    if (st->conn == NULL || PQstatus(st->conn) != CONNECTION_OK) {
-        if (st->conn != NULL) {
-            PQfinish(st->conn);
-            st->conn = NULL;
-        }
-        if (connect_now(st, NULL, 0) != 0)
+    int formats[STORE_MAX_PARAMS];
+
+    if (nparams < 0 || nparams > STORE_MAX_PARAMS)
+        return NULL;
+    if (PQstatus(st->conn) != CONNECTION_OK) {
+        /* Inside a transaction a new connection would run the rest of it in autocommit: fail instead. */
+        if (st->in_tx)
+            return NULL;
+        PQreset(st->conn);
+        if (PQstatus(st->conn) != CONNECTION_OK)
             return NULL;
     }
-    int formats[16] = {0};
-    for (int i = 0; i < nparams && i < 16; ++i)
+    for (int i = 0; i < nparams; ++i)
         formats[i] = lengths != NULL && lengths[i] > 0;
     st->queries++;
     PGresult *res = PQexecParams(st->conn, sql, nparams, NULL, values, lengths, formats, 0);
     if (res == NULL || PQstatus(st->conn) != CONNECTION_OK) {
-        PQclear(res);
-        /* the next call reconnects; the caller reports -EIO */
-        PQfinish(st->conn);
-        st->conn = NULL;
+        PQclear(res); /* the caller reports -EIO; the next call outside a transaction reconnects */
         return NULL;
     }
     return res;
@@ -107,116 +105,110 @@ PGresult *store_exec(store_t *st, const char *sql, int nparams, const char *cons
 int store_result_status(PGresult *res, int keep)
 {
     int rc;
+
     if (res == NULL)
         return -EIO;
     switch (PQresultStatus(res)) {
     case PGRES_COMMAND_OK:
     case PGRES_TUPLES_OK:
+        if (keep)
+            return 0;
         rc = 0;
         break;
     default: {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        rc = state != NULL && strcmp(state, SQLSTATE_UNIQUE_VIOLATION) == 0 ? -EEXIST : -EIO;
-        if (rc == -EIO)
-            fprintf(stderr, "{\"level\":\"error\",\"module\":\"store\",\"event\":\"sql.error\",\"sqlstate\":\"%s\"}\n",
-                    state != NULL ? state : "?");
+        if (state == NULL) {
+            rc = -EIO;
+        } else if (strcmp(state, SQLSTATE_UNIQUE_VIOLATION) == 0) {
+            rc = -EEXIST;
+        } else if (strcmp(state, SQLSTATE_FOREIGN_KEY_VIOLATION) == 0) {
+            rc = -ENOENT;
+        } else if (strncmp(state, SQLSTATE_CLASS_DATA_EXCEPTION, 2) == 0 ||
+                   strcmp(state, SQLSTATE_NOT_NULL_VIOLATION) == 0 || strcmp(state, SQLSTATE_CHECK_VIOLATION) == 0) {
+            rc = -EINVAL;
+        } else {
+            rc = -EIO;
+        }
+        if (rc == -EIO) /* the message may quote values: log the SQLSTATE only */
+            fprintf(stderr,
+                    "{\"level\":\"error\",\"module\":\"store\",\"event\":\"sql.error\",\"sqlstate\":\"%.5s\"}\n",
+                    state != NULL ? state : "?????");
     }
     }
-    if (!keep || rc != 0)
-        PQclear(res);
+    PQclear(res);
     return rc;
 }
 
-static int simple(store_t *st, const char *sql)
+int store_run(store_t *st, const char *sql, int nparams, const char *const *values, const int *lengths)
 {
-    return store_result_status(store_exec(st, sql, 0, NULL, NULL), 0);
+    return store_result_status(store_exec(st, sql, nparams, values, lengths), 0);
+}
+
+int store_run_one(store_t *st, const char *sql, int nparams, const char *const *values, const int *lengths)
+{
+    PGresult *res = store_exec(st, sql, nparams, values, lengths);
+    int rc = store_result_status(res, 1);
+    if (rc != 0)
+        return rc;
+    rc = strcmp(PQcmdTuples(res), "0") == 0 ? -ENOENT : 0;
+    PQclear(res);
+    return rc;
 }
 
 int store_begin(store_t *st)
 {
-    return simple(st, "BEGIN");
+    int rc = store_run(st, "BEGIN", 0, NULL, NULL);
+    st->in_tx = rc == 0;
+    return rc;
 }
 
 int store_commit(store_t *st)
 {
-    return simple(st, "COMMIT");
+    PGresult *res = store_exec(st, "COMMIT", 0, NULL, NULL);
+    int rc = store_result_status(res, 1);
+    if (rc == 0) {
+        /* COMMIT of a failed transaction "succeeds" with the tag ROLLBACK: that is an error for us. */
+        rc = strcmp(PQcmdStatus(res), "COMMIT") == 0 ? 0 : -EIO;
+        PQclear(res);
+        st->in_tx = 0;
+    }
+    return rc;
 }
 
 void store_rollback(store_t *st)
 {
-    if (st->conn != NULL && PQtransactionStatus(st->conn) != PQTRANS_IDLE)
-        (void)simple(st, "ROLLBACK");
+    PGTransactionStatusType ts = PQtransactionStatus(st->conn);
+    if (PQstatus(st->conn) == CONNECTION_OK && ts != PQTRANS_IDLE && ts != PQTRANS_UNKNOWN)
+        (void)store_run(st, "ROLLBACK", 0, NULL, NULL);
+    st->in_tx = 0;
 }
 
 int store_ping(store_t *st)
 {
-    return simple(st, "SELECT 1");
+    return store_run(st, "SELECT 1", 0, NULL, NULL);
 }
 
 int store_notify(store_t *st, const char *payload)
 {
-    const char *params[] = {STORE_NOTIFY_CHANNEL, payload};
-    return store_result_status(store_exec(st, "SELECT pg_notify($1, $2)", 2, params, NULL), 0);
+    const char *p[] = {STORE_NOTIFY_CHANNEL, payload};
+    return store_run(st, "SELECT pg_notify($1, $2)", 2, p, NULL);
 }
 
-void store_session_payload(const uint8_t hash[STORE_HASH_LEN], char *buf, size_t len)
+void store_user_payload(int64_t id, char buf[STORE_PAYLOAD_LEN])
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t pos = (size_t)snprintf(buf, len, "session:");
-    for (size_t i = 0; i != STORE_HASH_LEN && pos + 2 < len; ++i) {
-        buf[pos++] = hex[hash[i] >> 4];
-        buf[pos++] = hex[hash[i] & 15];
+    snprintf(buf, STORE_PAYLOAD_LEN, "user:%" PRId64, id);
+}
+
+void store_session_payload(const uint8_t hash[STORE_HASH_LEN], char buf[STORE_PAYLOAD_LEN])
+{
+    static const char digits[] = "0123456789abcdef";
+    static const char prefix[] = "session:";
+    size_t pos = sizeof(prefix) - 1;
+
+    memcpy(buf, prefix, pos);
+    for (size_t i = 0; i != STORE_HASH_LEN; ++i) {
+        buf[pos++] = digits[hash[i] >> 4];
+        buf[pos++] = digits[hash[i] & 15];
     }
     buf[pos] = '\0';
-}
-
-/* ---- migrations ---- */
-
-#define MIGRATION_LOCK "7370001"
-
-int store_migrate(store_t *st, void (*log)(void *ctx, const char *msg), void *ctx)
-{
-    int applied = 0, rc;
-    if ((rc = simple(st, "SELECT pg_advisory_lock(" MIGRATION_LOCK ")")) != 0)
-        return rc;
-    rc = simple(st, "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
-                    "applied_at timestamptz NOT NULL DEFAULT now())");
-    for (const store_migration_t *m = store_migrations; rc == 0 && m->name != NULL; ++m) {
-        char version[16];
-        snprintf(version, sizeof(version), "%d", m->version);
-        const char *p[] = {version};
-        PGresult *res = store_exec(st, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, p, NULL);
-        if ((rc = store_result_status(res, 1)) != 0)
-            break;
-        int done = PQntuples(res) > 0;
-        PQclear(res);
-        if (done)
-            continue;
-        if ((rc = store_begin(st)) != 0)
-            break;
-        /* A migration file may hold many statements: simple query protocol, inside our transaction. */
-        st->queries++;
-        res = PQexec(st->conn, m->sql);
-        if ((rc = store_result_status(res, 0)) == 0) {
-            const char *q[] = {version, m->name};
-            rc = store_result_status(
-                store_exec(st, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, q, NULL), 0);
-        }
-        if (rc == 0)
-            rc = store_commit(st);
-        if (rc != 0) {
-            store_rollback(st);
-            if (log != NULL)
-                log(ctx, PQerrorMessage(st->conn));
-            break;
-        }
-        ++applied;
-        if (log != NULL) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "applied migration %s", m->name);
-            log(ctx, msg);
-        }
-    }
-    (void)simple(st, "SELECT pg_advisory_unlock(" MIGRATION_LOCK ")");
-    return rc == 0 ? applied : -EIO;
 }

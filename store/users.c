@@ -1,46 +1,58 @@
 /*
- * Users, groups and memberships, and password hashes. Changes that alter what a session may do (disable,
- * membership) NOTIFY "user:<id>" in the same transaction, so every instance drops its cached copy at commit.
+ * Users, groups and memberships, and password hashes. Usernames and group names are unique case-insensitively
+ * (unique indexes on lower(...)). Changes that alter what a session may do (disable, membership) NOTIFY
+ * "user:<id>" in the same transaction, so every instance drops its cached identity when the change commits.
  */
 #include <errno.h>
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "store/internal.h"
 
-#define USER_COLUMNS                                                                                                \
-    "u.id, u.username, u.email, u.display_name, u.disabled, "                                                       \
-    "coalesce((SELECT json_agg(g.name ORDER BY g.name) FROM group_members m JOIN groups g ON g.id = m.group_id "  \
-    "WHERE m.user_id = u.id), '[]')::text"
-
-static char *col(PGresult *res, int row, int c)
+static int dup_col(PGresult *res, int row, int c, char **out)
 {
-    return PQgetisnull(res, row, c) ? NULL : strdup(PQgetvalue(res, row, c));
+    if (PQgetisnull(res, row, c)) {
+        *out = NULL;
+        return 0;
+    }
+    return (*out = strdup(PQgetvalue(res, row, c))) != NULL ? 0 : -ENOMEM;
 }
 
-/* Fills u from columns first..first+5 of USER_COLUMNS. */
-int store_user_from_row(PGresult *res, int row, int first, store_user_t *u)
+int store_user_read(PGresult *res, int *row, int first, store_user_t *out)
 {
-    memset(u, 0, sizeof(*u));
-    u->id = strtoll(PQgetvalue(res, row, first), NULL, 10);
-    u->username = col(res, row, first + 1);
-    u->email = col(res, row, first + 2);
-    u->display_name = col(res, row, first + 3);
-    u->disabled = PQgetvalue(res, row, first + 4)[0] == 't';
-    json_t *groups = json_loads(PQgetvalue(res, row, first + 5), 0, NULL);
-    size_t n = json_is_array(groups) ? json_array_size(groups) : 0;
-    u->groups = calloc(n + 1, sizeof(char *));
-    for (size_t i = 0; i != n; ++i) {
-        const char *g = json_string_value(json_array_get(groups, i));
-        if (g != NULL)
-            u->groups[u->num_groups++] = strdup(g);
+    int r = *row, n = PQntuples(res);
+    const char *id = PQgetvalue(res, r, first);
+    size_t cap = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->id = strtoll(id, NULL, 10);
+    out->disabled = PQgetvalue(res, r, first + 4)[0] == 't';
+    if (dup_col(res, r, first + 1, &out->username) != 0 || dup_col(res, r, first + 2, &out->email) != 0 ||
+        dup_col(res, r, first + 3, &out->display_name) != 0)
+        goto nomem;
+    /* One row per group of this user (a single row with a NULL group when there is none). */
+    for (; r < n && strcmp(PQgetvalue(res, r, first), id) == 0; ++r) {
+        if (PQgetisnull(res, r, first + 5))
+            continue;
+        if (out->num_groups + 1 >= cap) {
+            size_t ncap = cap == 0 ? 4 : 2 * cap;
+            char **g = realloc(out->groups, ncap * sizeof(*g));
+            if (g == NULL)
+                goto nomem;
+            out->groups = g;
+            cap = ncap;
+        }
+        if ((out->groups[out->num_groups] = strdup(PQgetvalue(res, r, first + 5))) == NULL)
+            goto nomem;
+        out->groups[++out->num_groups] = NULL;
     }
-    json_decref(groups);
+    if (out->groups == NULL && (out->groups = calloc(1, sizeof(*out->groups))) == NULL)
+        goto nomem;
+    *row = r;
     return 0;
+nomem:
+    store_user_dispose(out);
+    return -ENOMEM;
 }
 
 void store_user_dispose(store_user_t *u)
@@ -59,66 +71,62 @@ void store_user_dispose(store_user_t *u)
 int store_user_create(store_t *st, const char *username, const char *email, const char *display_name, int64_t *id)
 {
     const char *p[] = {username, email, display_name};
-    PGresult *res = store_exec(
-        st, "INSERT INTO users (username, email, display_name) VALUES ($1, $2, $3) RETURNING id", 3, p, NULL);
+    PGresult *res = store_exec(st, "INSERT INTO users (username, email, display_name) VALUES ($1, $2, $3) RETURNING id",
+                               3, p, NULL);
     int rc = store_result_status(res, 1);
-    if (rc == 0) {
-        *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-        PQclear(res);
-    }
-    return rc;
+    if (rc != 0)
+        return rc;
+    *id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return 0;
 }
 
 static int get_one(store_t *st, const char *sql, const char *param, store_user_t *out)
 {
     const char *p[] = {param};
+    int row = 0;
     PGresult *res = store_exec(st, sql, 1, p, NULL);
     int rc = store_result_status(res, 1);
     if (rc != 0)
         return rc;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return -ENOENT;
-    }
-    store_user_from_row(res, 0, 0, out);
+    rc = PQntuples(res) == 0 ? -ENOENT : store_user_read(res, &row, 0, out);
     PQclear(res);
-    return 0;
+    return rc;
 }
 
 int store_user_get(store_t *st, const char *username, store_user_t *out)
 {
-    return get_one(st, "SELECT " USER_COLUMNS " FROM users u WHERE lower(u.username) = lower($1)", username, out);
+    return get_one(st,
+                   "SELECT " STORE_USER_COLUMNS " FROM users u" STORE_USER_JOIN
+                   " WHERE lower(u.username) = lower($1) ORDER BY " STORE_GROUP_ORDER,
+                   username, out);
 }
 
 int store_user_get_by_id(store_t *st, int64_t id, store_user_t *out)
 {
-    char idstr[24];
-    snprintf(idstr, sizeof(idstr), "%" PRId64, id);
-    return get_one(st, "SELECT " USER_COLUMNS " FROM users u WHERE u.id = $1", idstr, out);
-}
-
-static int notify_user(store_t *st, int64_t id)
-{
-    char payload[32];
-    snprintf(payload, sizeof(payload), "user:%" PRId64, id);
-    return store_notify(st, payload);
+    char idstr[STORE_I64_LEN];
+    store_i64(idstr, id);
+    return get_one(
+        st, "SELECT " STORE_USER_COLUMNS " FROM users u" STORE_USER_JOIN " WHERE u.id = $1 ORDER BY " STORE_GROUP_ORDER,
+        idstr, out);
 }
 
 int store_user_set_disabled(store_t *st, int64_t id, int disabled)
 {
-    char idstr[24];
-    snprintf(idstr, sizeof(idstr), "%" PRId64, id);
+    char idstr[STORE_I64_LEN], payload[STORE_PAYLOAD_LEN];
+    store_i64(idstr, id);
     const char *p[] = {idstr, disabled ? "true" : "false"};
     int rc = store_begin(st);
     if (rc == 0)
-        rc = store_result_status(
-            store_exec(st, "UPDATE users SET disabled = $2, updated_at = now(), version = version + 1 WHERE id = $1",
-                       2, p, NULL),
-            0);
-    if (rc == 0 && disabled)
-        rc = store_result_status(store_exec(st, "DELETE FROM sessions WHERE user_id = $1", 1, p, NULL), 0);
-    if (rc == 0)
-        rc = notify_user(st, id);
+        rc = store_run_one(
+            st, "UPDATE users SET disabled = $2, updated_at = now(), version = version + 1 WHERE id = $1", 2, p, NULL);
+    if (rc == 0 && disabled) {
+        rc = store_run(st, "DELETE FROM sessions WHERE user_id = $1", 1, p, NULL);
+        if (rc == 0) {
+            store_user_payload(id, payload);
+            rc = store_notify(st, payload);
+        }
+    }
     if (rc == 0)
         rc = store_commit(st);
     if (rc != 0)
@@ -128,90 +136,80 @@ int store_user_set_disabled(store_t *st, int64_t id, int disabled)
 
 int store_user_list(store_t *st, void (*cb)(void *ctx, const store_user_t *u, int has_password), void *ctx)
 {
-    PGresult *res = store_exec(st,
-                               "SELECT " USER_COLUMNS ", EXISTS (SELECT 1 FROM password_credentials c WHERE "
-                               "c.user_id = u.id) FROM users u ORDER BY lower(u.username)",
-                               0, NULL, NULL);
+    PGresult *res =
+        store_exec(st,
+                   "SELECT EXISTS (SELECT 1 FROM password_credentials c WHERE c.user_id = u.id), " STORE_USER_COLUMNS
+                   " FROM users u" STORE_USER_JOIN " ORDER BY lower(u.username), u.id, " STORE_GROUP_ORDER,
+                   0, NULL, NULL);
     int rc = store_result_status(res, 1);
     if (rc != 0)
         return rc;
-    for (int i = 0; i != PQntuples(res); ++i) {
+    for (int row = 0; rc == 0 && row < PQntuples(res);) {
         store_user_t u;
-        store_user_from_row(res, i, 0, &u);
-        cb(ctx, &u, PQgetvalue(res, i, 6)[0] == 't');
-        store_user_dispose(&u);
+        int has_password = PQgetvalue(res, row, 0)[0] == 't';
+        if ((rc = store_user_read(res, &row, 1, &u)) == 0) {
+            cb(ctx, &u, has_password);
+            store_user_dispose(&u);
+        }
     }
     PQclear(res);
-    return 0;
+    return rc;
+}
+
+/* Runs one membership statement (params: group name, user id) in a transaction, with the NOTIFY when it
+ * changed something. No change: 0 when adding (already a member), -ENOENT when removing (not a member). An
+ * unknown user makes the INSERT fail on the foreign key: -ENOENT. */
+static int change_membership(store_t *st, int64_t user_id, const char *group, int adding, const char *sql)
+{
+    char idstr[STORE_I64_LEN], payload[STORE_PAYLOAD_LEN];
+    store_i64(idstr, user_id);
+    const char *p[] = {group, idstr};
+    int rc = store_begin(st);
+    if (rc == 0 && adding)
+        rc = store_run(st, "INSERT INTO groups (name) VALUES ($1) ON CONFLICT ((lower(name))) DO NOTHING", 1, p, NULL);
+    if (rc == 0)
+        rc = store_run_one(st, sql, 2, p, NULL);
+    if (rc == 0) {
+        store_user_payload(user_id, payload);
+        rc = store_notify(st, payload);
+    } else if (rc == -ENOENT && adding && PQtransactionStatus(st->conn) == PQTRANS_INTRANS) {
+        rc = 0; /* no row inserted, and no error: the user already was a member */
+    }
+    if (rc == 0)
+        rc = store_commit(st);
+    if (rc != 0)
+        store_rollback(st);
+    return rc;
 }
 
 int store_group_add_member(store_t *st, int64_t user_id, const char *group)
 {
-    char idstr[24];
-    snprintf(idstr, sizeof(idstr), "%" PRId64, user_id);
-    const char *p[] = {group, idstr};
-    int rc = store_begin(st);
-    if (rc == 0)
-        rc = store_result_status(
-            store_exec(st, "INSERT INTO groups (name) VALUES ($1) ON CONFLICT ((lower(name))) DO NOTHING", 1, p,
-                       NULL),
-            0);
-    if (rc == 0)
-        rc = store_result_status(store_exec(st,
-                                            "INSERT INTO group_members (group_id, user_id) SELECT id, $2 FROM groups "
-                                            "WHERE lower(name) = lower($1) ON CONFLICT DO NOTHING",
-                                            2, p, NULL),
-                                 0);
-    if (rc == 0)
-        rc = notify_user(st, user_id);
-    if (rc == 0)
-        rc = store_commit(st);
-    if (rc != 0)
-        store_rollback(st);
-    return rc;
+    return change_membership(st, user_id, group, 1,
+                             "INSERT INTO group_members (group_id, user_id) SELECT id, $2 FROM groups "
+                             "WHERE lower(name) = lower($1) ON CONFLICT DO NOTHING");
 }
 
 int store_group_remove_member(store_t *st, int64_t user_id, const char *group)
 {
-    char idstr[24];
-    snprintf(idstr, sizeof(idstr), "%" PRId64, user_id);
-    const char *p[] = {group, idstr};
-    int rc = store_begin(st);
-    PGresult *res = NULL;
-    if (rc == 0) {
-        res = store_exec(st,
-                         "DELETE FROM group_members WHERE user_id = $2 AND group_id = (SELECT id FROM groups WHERE "
-                         "lower(name) = lower($1))",
-                         2, p, NULL);
-        rc = store_result_status(res, 1);
-    }
-    if (rc == 0) {
-        int removed = strcmp(PQcmdTuples(res), "0") != 0;
-        PQclear(res);
-        rc = removed ? notify_user(st, user_id) : -ENOENT;
-    }
-    if (rc == 0)
-        rc = store_commit(st);
-    if (rc != 0)
-        store_rollback(st);
-    return rc;
+    return change_membership(st, user_id, group, 0,
+                             "DELETE FROM group_members WHERE user_id = $2 AND group_id = (SELECT id FROM groups "
+                             "WHERE lower(name) = lower($1))");
 }
 
 int store_password_get(store_t *st, int64_t user_id, char **hash)
 {
-    char idstr[24];
-    snprintf(idstr, sizeof(idstr), "%" PRId64, user_id);
+    char idstr[STORE_I64_LEN];
+    store_i64(idstr, user_id);
     const char *p[] = {idstr};
+    *hash = NULL;
     PGresult *res = store_exec(st, "SELECT hash FROM password_credentials WHERE user_id = $1", 1, p, NULL);
     int rc = store_result_status(res, 1);
     if (rc != 0)
         return rc;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        *hash = NULL;
-        return -ENOENT;
-    }
-    *hash = strdup(PQgetvalue(res, 0, 0));
+    if (PQntuples(res) == 0)
+        rc = -ENOENT;
+    else if ((*hash = strdup(PQgetvalue(res, 0, 0))) == NULL)
+        rc = -ENOMEM;
     PQclear(res);
-    return 0;
+    return rc;
 }

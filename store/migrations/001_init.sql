@@ -69,9 +69,11 @@ CREATE TABLE throttle_counters (
     locked_until timestamptz
 );
 
--- The audit trail is append-only: rows can be inserted and read, never changed or removed (the trigger holds
--- for every role but a superuser who disables it, which is itself visible). Each row's MAC covers the
--- previous row's MAC (keyed hash chain, computed by portier with a key kept outside the database).
+-- The audit trail is append-only: rows can be inserted and read, never changed or removed. The triggers hold
+-- for every role, the table owner included (only a superuser or the owner can drop or disable them, which is a
+-- DDL change, itself visible); the REVOKE keeps other roles from even trying. Each row's mac covers the
+-- previous row's mac (keyed hash chain computed by portier with a key kept outside the database; the
+-- canonical text is described in store/audit.c). Rows are inserted with explicit id and at, see store/audit.c.
 CREATE TABLE audit_events (
     id          bigserial PRIMARY KEY,
     at          timestamptz NOT NULL DEFAULT clock_timestamp(),
@@ -81,14 +83,14 @@ CREATE TABLE audit_events (
     outcome     text,
     source_addr text,
     request_id  text,
-    details     jsonb,
-    prev_mac    bytea,
-    mac         bytea
+    details     jsonb CHECK (details IS NULL OR jsonb_typeof(details) = 'object'),
+    prev_mac    bytea CHECK (prev_mac IS NULL OR length(prev_mac) = 32),
+    mac         bytea CHECK (mac IS NULL OR length(mac) = 32)
 );
 
 CREATE FUNCTION audit_events_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    RAISE EXCEPTION 'audit_events is append-only' USING ERRCODE = 'insufficient_privilege';
+    RAISE EXCEPTION 'audit_events is append-only (% refused)', TG_OP USING ERRCODE = 'insufficient_privilege';
 END
 $$;
 CREATE TRIGGER audit_events_no_update BEFORE UPDATE OR DELETE ON audit_events

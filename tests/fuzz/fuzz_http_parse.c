@@ -40,10 +40,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gw_config_t conf = {.hdr_user = "X-Portier-User", .hdr_email = "X-Portier-Email",
                         .hdr_groups = "X-Portier-Groups", .hdr_jwt = "X-Portier-Jwt-Assertion"};
     is_identity_header(in, &conf);
-    h2o_iovec_t hv = header_value(&req.pool, h2o_strdup(&req.pool, in.base, in.len).base);
+    h2o_iovec_t hv = gw_header_safe_dup(h2o_strdup(&req.pool, in.base, in.len).base);
     for (size_t i = 0; i != hv.len; ++i)
-        if ((unsigned char)hv.base[i] < 0x20)
+        if ((unsigned char)hv.base[i] < 0x20 || hv.base[i] == 0x7f)
             abort();
+    free(hv.base);
     h2o_mem_clear_pool(&req.pool);
     return 0;
 }

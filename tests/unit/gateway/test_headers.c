@@ -115,12 +115,10 @@ static void test_url_encoding(void **state)
 
 static void test_header_values_lose_control_chars(void **state)
 {
-    h2o_mem_pool_t pool;
-    h2o_mem_init_pool(&pool);
-    h2o_iovec_t v = header_value(&pool, "Alice\r\nX-Evil: 1");
+    h2o_iovec_t v = gw_header_safe_dup("Alice\r\nX-Evil: 1\x7f");
     assert_int_equal(v.len, strlen("AliceX-Evil: 1"));
-    assert_memory_equal(v.base, "AliceX-Evil: 1", v.len);
-    h2o_mem_clear_pool(&pool);
+    assert_string_equal(v.base, "AliceX-Evil: 1");
+    free(v.base);
 }
 
 int main(void)
