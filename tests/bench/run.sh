@@ -5,14 +5,16 @@
 #   (c) portier over TLS with a valid session cookie (session check, access policy, identity headers incl. the
 #       cached ES256 JWT), to the same backend,
 # in the same run, and prints req/s for each and the ratios c/a and c/b.
-# Usage: tests/bench/run.sh [seconds] [connections]      env: PORTIER_BIN (default build/portier)
+# Usage: tests/bench/run.sh [seconds] [connections]
+# env: PORTIER_BIN (default build/portier); BENCH_WORKERS: portier loops = nginx workers (default: cores);
+#      BENCH_WRK_THREADS (default: cores)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 DURATION=${1:-10}
 CONNS=${2:-64}
 BIN=${PORTIER_BIN:-$ROOT/build/portier}
-THREADS=${BENCH_WRK_THREADS:-1}
+THREADS=${BENCH_WRK_THREADS:-$(nproc)}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "nginx is missing: apt-get install nginx-light" >&2; exit 1; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -38,7 +40,7 @@ CONNINFO=$("$ROOT/scripts/pg.sh" start "$STATE/pg" | tail -n 1)
 nginx_conf() { # name body
     cat > "$STATE/nginx-$1.conf" <<NGX
 daemon on;
-worker_processes 1;
+worker_processes ${BENCH_WORKERS:-$(nproc)};
 pid $STATE/nginx-$1.pid;
 error_log $STATE/nginx-$1.error.log warn;
 events { worker_connections 1024; }
@@ -67,7 +69,7 @@ cat > "$STATE/portier.yaml" <<YAML
 server:
   listen: { address: 127.0.0.1, port: $PORTIER_PORT }
   public_url: https://127.0.0.1:$PORTIER_PORT
-  threads: ${BENCH_PORTIER_THREADS:-1}
+  threads: ${BENCH_WORKERS:-$(nproc)}
   workers: 1
   tls: { certificate: $STATE/tls/cert.pem, key: $STATE/tls/key.pem }
 state_dir: $STATE
