@@ -26,7 +26,7 @@ MODULE_DIRS := gateway idp scim mfa policy store audit
 banner = @printf '\n==== %s ====\n' '$(1)'
 
 .PHONY: help deps deps-build deps-demo build build-asan demo demo-stop unit unit-asan e2e e2e-asan \
-        fuzz-smoke fuzz format-check bench test clean
+        fuzz-smoke fuzz format-check bench test clean store-test
 
 help:
 	@echo "make demo        install, build and run the demo (https://localhost:8443)"
@@ -77,6 +77,11 @@ unit-asan: build-asan
 	$(call banner,unit-asan)
 	$(ASAN_ENV) ctest --test-dir $(ASAN_DIR) --output-on-failure
 
+# store against a real PostgreSQL (plain, then under valgrind with a leak check)
+store-test:
+	$(call banner,store-test)
+	VALGRIND=1 tests/store/run.sh
+
 e2e: build
 	$(call banner,e2e)
 	PORTIER_BIN=$(abspath $(BUILD_DIR))/portier $(PYTHON) -m pytest -q tests/e2e
@@ -105,7 +110,7 @@ bench: build
 	$(call banner,bench)
 	PORTIER_BIN=$(abspath $(BUILD_DIR))/portier bash tests/bench/run.sh
 
-test: deps build build-asan unit unit-asan e2e e2e-asan fuzz-smoke
+test: deps build build-asan unit unit-asan store-test e2e e2e-asan fuzz-smoke
 	$(call banner,all tests passed)
 
 clean:
