@@ -45,6 +45,10 @@ static void usage(FILE *out)
                  "                                 create a user and print a single-use setup link\n"
                  "  user disable NAME              disable a user and end their sessions everywhere\n"
                  "  user enable NAME               re-enable a user\n"
+                 "  user unlock NAME               clear a lock-out after too many failed sign-ins\n"
+                 "  user reset-password NAME       print a single-use password reset link (login.reset_ttl, 1 h);\n"
+                 "                                 earlier links stop working; the administrator never sees\n"
+                 "                                 or chooses the password\n"
                  "  user list                      list users (tab-separated)\n"
                  "  group add USER GROUP           add a user to a group\n"
                  "  group remove USER GROUP        remove a user from a group\n"
@@ -182,12 +186,12 @@ static int cmd_check_config(cli_t *cli)
     return rc;
 }
 
-static int issue_setup_link(cli_t *cli, const store_user_t *u)
+static int issue_link(cli_t *cli, const store_user_t *u, const char *purpose, unsigned ttl)
 {
     char token[64];
     uint8_t hash[STORE_HASH_LEN];
     gw_random_token(32, token, sizeof(token), hash);
-    if (store_token_create(cli->db, hash, u->id, "setup", cli->conf.invite_ttl) != 0) {
+    if (store_token_create(cli->db, hash, u->id, purpose, ttl) != 0) {
         fprintf(stderr, "portier: could not store the setup token\n");
         return 1;
     }
@@ -256,7 +260,7 @@ static int cmd_user_invite(cli_t *cli, int argc, char **argv)
         snprintf(details, sizeof(details), "{\"group\":\"%s\"}", groups[i]);
         audit(cli, "group.add_member", target, valid_username(groups[i]) ? details : NULL);
     }
-    int rc = issue_setup_link(cli, &u);
+    int rc = issue_link(cli, &u, "setup", cli->conf.invite_ttl);
     if (rc == 0)
         audit(cli, "user.setup_link_issued", target, NULL);
     store_user_dispose(&u);
@@ -281,6 +285,43 @@ static int cmd_user_set_disabled(cli_t *cli, const char *username, int disabled)
     }
     store_user_dispose(&u);
     return r == 0 ? 0 : 1;
+}
+
+static int cmd_user_unlock(cli_t *cli, const char *username)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    store_user_t u = {0};
+    if (find_user(cli, username, &u) != 0)
+        return 1;
+    int r = store_throttle_reset(cli->db, u.id);
+    if (r == 0) {
+        char target[96];
+        snprintf(target, sizeof(target), "user:%s", u.username);
+        audit(cli, "user.unlock", target, NULL);
+        printf("%s unlocked\n", u.username);
+    } else {
+        fprintf(stderr, "portier: database error\n");
+    }
+    store_user_dispose(&u);
+    return r == 0 ? 0 : 1;
+}
+
+static int cmd_user_reset_password(cli_t *cli, const char *username)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    store_user_t u = {0};
+    if (find_user(cli, username, &u) != 0)
+        return 1;
+    int rc = issue_link(cli, &u, "reset", cli->conf.reset_ttl);
+    if (rc == 0) {
+        char target[96];
+        snprintf(target, sizeof(target), "user:%s", u.username);
+        audit(cli, "user.reset_link_issued", target, NULL);
+    }
+    store_user_dispose(&u);
+    return rc;
 }
 
 static void print_user(void *ctx, const store_user_t *u, int has_password)
@@ -354,6 +395,10 @@ int gw_cli_main(int argc, char **argv)
         rc = cmd_user_invite(&cli, argc - 2, argv + 2);
     } else if (strcmp(cmd, "user") == 0 && (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) && argc == 4) {
         rc = cmd_user_set_disabled(&cli, argv[3], strcmp(sub, "disable") == 0);
+    } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "unlock") == 0 && argc == 4) {
+        rc = cmd_user_unlock(&cli, argv[3]);
+    } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "reset-password") == 0 && argc == 4) {
+        rc = cmd_user_reset_password(&cli, argv[3]);
     } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "list") == 0 && argc == 3) {
         rc = cmd_user_list(&cli);
     } else if (strcmp(cmd, "group") == 0 && (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0) && argc == 5) {

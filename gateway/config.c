@@ -15,6 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <yaml.h>
 
 #include "gateway/config.h"
@@ -24,11 +28,25 @@
 #endif
 
 #define MAX_BODY_LIMIT (64u * 1024 * 1024)
-#define MAX_THREADS 256
-#define MAX_LIST 64
+#define MAX_THREADS    256
+#define MAX_LIST       64
 
-enum kind { K_STR, K_PATH, K_FILE, K_SECRET_FILE, K_PORT, K_UINT, K_DURATION, K_BYTES, K_URL, K_HEADER, K_COOKIE,
-            K_FILE_LIST, K_LOG };
+enum kind {
+    K_STR,
+    K_PATH,
+    K_FILE,
+    K_SECRET_FILE,
+    K_PORT,
+    K_UINT,
+    K_DURATION,
+    K_BYTES,
+    K_URL,
+    K_HEADER,
+    K_COOKIE,
+    K_FILE_LIST,
+    K_LOG,
+    K_CIDR_LIST
+};
 
 typedef struct st_key_t {
     const char *path;
@@ -59,6 +77,22 @@ static const key_t_ keys[] = {
     {"session.cookie_name", K_COOKIE, F(session_cookie), 0, 0},
     {"login.password_min_length", K_UINT, F(password_min_length), 8, 128},
     {"login.invite_ttl", K_DURATION, F(invite_ttl), 60, 86400},
+    {"login.reset_ttl", K_DURATION, F(reset_ttl), 60, 86400},
+    {"login.password_min_length_mfa", K_UINT, F(password_min_length_mfa), 8, 128},
+    {"login.pepper_file", K_PATH, F(pepper_file), 0, 0},
+    {"login.blocklist", K_FILE, F(blocklist_file), 0, 0},
+    {"login.dictionary", K_STR, F(dictionary_file), 0, 0},
+    {"login.argon2.memory", K_BYTES, F(argon2_memory), 19u * 1024 * 1024, 1024u * 1024 * 1024},
+    {"login.argon2.iterations", K_UINT, F(argon2_iterations), 2, 16},
+    {"login.throttle.free_attempts", K_UINT, F(throttle_free), 1, 100000},
+    {"login.throttle.max_delay", K_DURATION, F(throttle_max_delay), 1, 86400},
+    {"login.throttle.hard_lock", K_UINT, F(throttle_hard_lock), 2, 1000000},
+    {"login.spray.max_usernames", K_UINT, F(spray_max_usernames), 2, 100000},
+    {"login.spray.window", K_DURATION, F(spray_window), 1, 86400},
+    {"login.spray.block", K_DURATION, F(spray_block), 1, 86400},
+    {"login.spray.same_password_usernames", K_UINT, F(spray_same_password), 2, 100000},
+    {"organization", K_STR, F(organization), 0, 0},
+    {"server.trusted_proxies", K_CIDR_LIST, F(trusted_proxies), 0, 0},
     {"identity.issuer", K_STR, F(jwt_issuer), 0, 0},
     {"identity.jwt_lifetime", K_DURATION, F(jwt_lifetime), 1, 300},
     {"identity.signing_key", K_SECRET_FILE, F(jwt_signing_key), 0, 0},
@@ -80,7 +114,8 @@ typedef struct st_loader_t {
     size_t routes_line;
 } loader_t;
 
-static void error_at(loader_t *l, size_t line, const char *key, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void error_at(loader_t *l, size_t line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 static void error_at(loader_t *l, size_t line, const char *key, const char *fmt, ...)
 {
     if (l->errs->count == GW_MAX_ERRORS)
@@ -203,6 +238,25 @@ static void set_value(loader_t *l, size_t ki, yaml_node_t *v)
     uint64_t n = 0;
     l->lines[ki] = line;
 
+    if (k->kind == K_CIDR_LIST) {
+        if (v->type != YAML_SEQUENCE_NODE) {
+            error_at(l, line, k->path, "expected a list of addresses or networks (CIDR)");
+            return;
+        }
+        size_t count = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start), out = 0;
+        char **list = calloc(count + 1, sizeof(char *));
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; ++it) {
+            yaml_node_t *item = yaml_document_get_node(&l->doc, *it);
+            const char *c = scalar(item);
+            if (c == NULL || gw_parse_cidr(c, NULL) != 0)
+                error_at(l, line_of(item), k->path, "\"%s\" is not an address or CIDR network", c != NULL ? c : "");
+            else
+                list[out++] = strdup(c);
+        }
+        free(*(char ***)field);
+        *(char ***)field = list;
+        return;
+    }
     if (k->kind == K_FILE_LIST) {
         if (v->type != YAML_SEQUENCE_NODE) {
             error_at(l, line, k->path, "expected a list of file names");
@@ -304,9 +358,56 @@ static void set_value(loader_t *l, size_t ki, yaml_node_t *v)
             *(unsigned *)field = (unsigned)n;
         return;
     }
-    default:
-        return;
+    default: return;
     }
+}
+
+int gw_parse_cidr(const char *s, gw_cidr_t *out)
+{
+    char addr[64];
+    const char *slash = strchr(s, '/');
+    size_t alen = slash != NULL ? (size_t)(slash - s) : strlen(s);
+    if (alen == 0 || alen >= sizeof(addr))
+        return -1;
+    memcpy(addr, s, alen);
+    addr[alen] = '\0';
+    gw_cidr_t c = {0};
+    unsigned max;
+    if (inet_pton(AF_INET, addr, c.addr + 12) == 1) {
+        c.addr[10] = c.addr[11] = 0xff; /* v4-mapped */
+        c.family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, addr, c.addr) == 1) {
+        c.family = AF_INET6;
+        max = 128;
+    } else {
+        return -1;
+    }
+    c.bits = max;
+    if (slash != NULL) {
+        char *end;
+        errno = 0;
+        unsigned long bits = strtoul(slash + 1, &end, 10);
+        if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || errno != 0 || bits > max)
+            return -1;
+        c.bits = (unsigned)bits;
+    }
+    if (c.family == AF_INET)
+        c.bits += 96;
+    if (out != NULL)
+        *out = c;
+    return 0;
+}
+
+int gw_cidr_contains(const gw_cidr_t *net, const uint8_t addr16[16])
+{
+    unsigned full = net->bits / 8, rest = net->bits % 8;
+    if (memcmp(net->addr, addr16, full) != 0)
+        return 0;
+    if (rest == 0)
+        return 1;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (net->addr[full] & mask) == (addr16[full] & mask);
 }
 
 static int prefix_of_some_key(const char *path)
@@ -436,8 +537,10 @@ static void load_routes(loader_t *l, yaml_node_t *seq)
                     r->prefix = strdup(v);
             } else if (k != NULL && strcmp(k, "backend") == 0) {
                 if (!valid_backend(v))
-                    error_at(l, line_of(vn), key, "\"%s\" must be http://host[:port][/path] (https upstreams are "
-                                                  "not supported)", v);
+                    error_at(l, line_of(vn), key,
+                             "\"%s\" must be http://host[:port][/path] (https upstreams are "
+                             "not supported)",
+                             v);
                 else
                     r->backend = strdup(v);
             } else if (k != NULL && strcmp(k, "name") == 0) {
@@ -501,6 +604,35 @@ static void apply_defaults_and_check(loader_t *l)
         c->password_min_length = 15;
     if (c->invite_ttl == 0)
         c->invite_ttl = 86400;
+    if (c->reset_ttl == 0)
+        c->reset_ttl = 3600;
+    if (c->password_min_length_mfa == 0)
+        c->password_min_length_mfa = c->password_min_length < 8 ? c->password_min_length : 8;
+    if (c->pepper_file == NULL && asprintf(&c->pepper_file, "%s/pepper.key", c->state_dir) < 0)
+        c->pepper_file = NULL;
+    c->blocklist_file = dup_default(c->blocklist_file, PORTIER_SOURCE_DIR "/conf/blocklist.txt");
+    c->dictionary_file =
+        dup_default(c->dictionary_file, access("/usr/share/dict/words", R_OK) == 0 ? "/usr/share/dict/words" : "");
+    if (c->argon2_memory == 0)
+        c->argon2_memory = 19u * 1024 * 1024;
+    if (c->argon2_iterations == 0)
+        c->argon2_iterations = 2;
+    if (c->throttle_free == 0)
+        c->throttle_free = 5;
+    if (c->throttle_max_delay == 0)
+        c->throttle_max_delay = 900;
+    if (c->throttle_hard_lock == 0)
+        c->throttle_hard_lock = 100;
+    if (c->spray_max_usernames == 0)
+        c->spray_max_usernames = 20;
+    if (c->spray_window == 0)
+        c->spray_window = 600;
+    if (c->spray_block == 0)
+        c->spray_block = 900;
+    if (c->spray_same_password == 0)
+        c->spray_same_password = 10;
+    if (c->trusted_proxies == NULL)
+        c->trusted_proxies = calloc(1, sizeof(char *));
     c->jwt_issuer = dup_default(c->jwt_issuer, c->public_url);
     if (c->jwt_lifetime == 0)
         c->jwt_lifetime = 60;
@@ -547,13 +679,16 @@ int gw_config_load_buffer(gw_config_t *conf, const char *path, const char *yaml,
     char *abs = realpath(path, NULL);
     conf->path = abs != NULL ? abs : strdup(path);
     const char *slash = strrchr(conf->path, '/');
-    l.dir = slash == NULL ? strdup(".") : slash == conf->path ? strdup("/") : strndup(conf->path, (size_t)(slash - conf->path));
+    l.dir = slash == NULL         ? strdup(".")
+            : slash == conf->path ? strdup("/")
+                                  : strndup(conf->path, (size_t)(slash - conf->path));
 
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     if (!yaml_parser_load(&parser, &l.doc)) {
-        error_at(&l, parser.problem_mark.line + 1, "(syntax)", "%s%s%s", parser.problem != NULL ? parser.problem : "invalid YAML",
-                 parser.context != NULL ? " " : "", parser.context != NULL ? parser.context : "");
+        error_at(&l, parser.problem_mark.line + 1, "(syntax)", "%s%s%s",
+                 parser.problem != NULL ? parser.problem : "invalid YAML", parser.context != NULL ? " " : "",
+                 parser.context != NULL ? parser.context : "");
         yaml_parser_delete(&parser);
         free(l.dir);
         gw_config_dispose(conf);
@@ -604,11 +739,27 @@ int gw_config_load(gw_config_t *conf, const char *path, gw_config_errors_t *errs
 
 void gw_config_dispose(gw_config_t *c)
 {
-    char **strs[] = {&c->path,          &c->listen_address, &c->http_redirect_address, &c->public_url,
-                     &c->tls_certificate, &c->tls_key,      &c->access_log,            &c->state_dir,
-                     &c->templates_dir, &c->db_conninfo,    &c->session_cookie,        &c->jwt_issuer,
-                     &c->jwt_signing_key, &c->hdr_user,     &c->hdr_email,             &c->hdr_groups,
-                     &c->hdr_jwt};
+    char **strs[] = {&c->path,
+                     &c->listen_address,
+                     &c->http_redirect_address,
+                     &c->public_url,
+                     &c->tls_certificate,
+                     &c->tls_key,
+                     &c->access_log,
+                     &c->state_dir,
+                     &c->templates_dir,
+                     &c->db_conninfo,
+                     &c->session_cookie,
+                     &c->jwt_issuer,
+                     &c->jwt_signing_key,
+                     &c->hdr_user,
+                     &c->hdr_email,
+                     &c->hdr_groups,
+                     &c->hdr_jwt,
+                     &c->organization,
+                     &c->pepper_file,
+                     &c->blocklist_file,
+                     &c->dictionary_file};
     for (size_t i = 0; i != sizeof(strs) / sizeof(strs[0]); ++i) {
         free(*strs[i]);
         *strs[i] = NULL;
@@ -616,6 +767,9 @@ void gw_config_dispose(gw_config_t *c)
     for (char **k = c->jwt_previous_keys; k != NULL && *k != NULL; ++k)
         free(*k);
     free(c->jwt_previous_keys);
+    for (char **k = c->trusted_proxies; k != NULL && *k != NULL; ++k)
+        free(*k);
+    free(c->trusted_proxies);
     for (size_t i = 0; i != c->num_routes; ++i) {
         gw_route_t *r = &c->routes[i];
         free(r->prefix);

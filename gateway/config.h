@@ -55,8 +55,24 @@ typedef struct st_gw_config_t {
     char *session_cookie;              /* session.cookie_name, default "__Host-portier"; must start "__Host-" */
 
     /* login */
-    unsigned password_min_length; /* login.password_min_length, default 15 */
-    unsigned invite_ttl;          /* login.invite_ttl seconds, default 86400, max 86400 */
+    unsigned password_min_length;     /* login.password_min_length, default 15 (password is the only factor) */
+    unsigned password_min_length_mfa; /* login.password_min_length_mfa, default 8 (MFA enrolled) */
+    unsigned invite_ttl;              /* login.invite_ttl seconds, default 86400, max 86400 */
+    unsigned reset_ttl;               /* login.reset_ttl seconds, default 3600, max 86400 */
+    char *organization;               /* organization: name used as a context word in password checks */
+    char *pepper_file;                /* login.pepper_file, default <state_dir>/pepper.key (created 0600) */
+    char *blocklist_file;             /* login.blocklist, default PORTIER_SOURCE_DIR "/conf/blocklist.txt" */
+    char *dictionary_file;            /* login.dictionary, default /usr/share/dict/words when present; "" none */
+    uint64_t argon2_memory;           /* login.argon2.memory bytes, default 19 MiB (min 19 MiB) */
+    unsigned argon2_iterations;       /* login.argon2.iterations, default 2 (min 2) */
+    unsigned throttle_free;           /* login.throttle.free_attempts, default 5 */
+    unsigned throttle_max_delay;      /* login.throttle.max_delay seconds, default 900 */
+    unsigned throttle_hard_lock;      /* login.throttle.hard_lock, default 100 */
+    unsigned spray_max_usernames;     /* login.spray.max_usernames per source network and window, default 20 */
+    unsigned spray_window;            /* login.spray.window seconds, default 600 */
+    unsigned spray_block;             /* login.spray.block seconds a source over budget is refused, default 900 */
+    unsigned spray_same_password;     /* login.spray.same_password_usernames, default 10 */
+    char **trusted_proxies;           /* server.trusted_proxies: CIDRs whose X-Forwarded-For is believed */
 
     /* identity headers + JWT */
     char *jwt_issuer;         /* identity.issuer, default public_url */
@@ -87,6 +103,16 @@ int gw_config_load_buffer(gw_config_t *conf, const char *path, const char *yaml,
     __attribute__((warn_unused_result));
 void gw_config_dispose(gw_config_t *conf);
 void gw_config_errors_dispose(gw_config_errors_t *errs);
+
+/* An address or network, IPv4 held v4-mapped in 16 bytes (bits counted on the 128-bit form). */
+typedef struct st_gw_cidr_t {
+    uint8_t addr[16];
+    unsigned bits;
+    int family; /* AF_INET or AF_INET6 as written */
+} gw_cidr_t;
+/* Parses "192.0.2.1", "10.0.0.0/8", "2001:db8::/32". out may be NULL (validation only). 0 or -1. */
+int gw_parse_cidr(const char *s, gw_cidr_t *out) __attribute__((warn_unused_result));
+int gw_cidr_contains(const gw_cidr_t *net, const uint8_t addr16[16]);
 
 /* Parses a duration ("90", "90s", "30m", "12h", "1d") into seconds; returns 0 or -1. */
 int gw_parse_duration(const char *s, uint64_t *out) __attribute__((warn_unused_result));

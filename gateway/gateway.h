@@ -29,6 +29,7 @@ typedef struct st_gw_server_t gw_server_t;
 typedef struct st_gw_loop_t gw_loop_t;
 typedef struct st_gw_workers_t gw_workers_t;
 typedef struct st_gw_cache_t gw_cache_t;
+typedef struct st_gw_spray_t gw_spray_t;
 
 /* ---- logging (log.c): one JSON object per line on stderr. Never pass secrets. ---- */
 /* kv: NULL-terminated list of key, value string pairs; values are escaped and truncated to 256 bytes. */
@@ -38,6 +39,7 @@ void gw_log(const char *level, const char *module, const char *event, ...) __att
 typedef struct st_gw_metrics_t {
     atomic_uint_fast64_t cache_hits, cache_misses, db_queries, revocations, cache_flushes;
     atomic_uint_fast64_t logins_success, logins_failure, setups, logouts;
+    atomic_uint_fast64_t lockouts, spray_triggers, spray_refusals;
     atomic_uint_fast64_t jwt_signed, jwt_reused;
     atomic_uint_fast64_t *route_status;      /* [route][class 1xx..5xx -> 0..4], route == num_routes: portier pages */
     atomic_uint_fast64_t latency_bucket[12]; /* proxied request latency histogram (see metrics.c) */
@@ -136,6 +138,8 @@ struct st_gw_server_t {
     atomic_int shutting_down;
     atomic_int db_ready; /* last known database reachability */
     uint8_t audit_key[GW_AUDIT_KEY_LEN];
+    uint8_t pepper[GW_AUDIT_KEY_LEN];
+    gw_spray_t *spray;
 };
 
 struct st_gw_loop_t {
@@ -199,6 +203,22 @@ void gw_sha256(const void *data, size_t len, uint8_t out[STORE_HASH_LEN]);
 
 /* The session of this request from the cache (cache hit only; NULL otherwise). Referenced. */
 gw_session_t *gw_request_session_cached(h2o_req_t *req, const uint8_t hash_out[STORE_HASH_LEN], int *has_cookie);
+
+/* ---- spraying / stuffing defence (spray.c) ---- */
+typedef enum { GW_SPRAY_OK, GW_SPRAY_SLOW, GW_SPRAY_REFUSE } gw_spray_verdict_t;
+#define GW_SPRAY_TRIGGER_NETWORK  1 /* a network went over its distinct-user-name budget */
+#define GW_SPRAY_TRIGGER_PASSWORD 2 /* one wrong password was tried against many user names */
+gw_spray_t *gw_spray_create(unsigned max_usernames, unsigned window, unsigned block, unsigned same_password);
+void gw_spray_destroy(gw_spray_t *s);
+/* The /24 (IPv4) or /64 (IPv6) network of an address, as 16 bytes. */
+void gw_spray_network(const struct sockaddr *sa, uint8_t out[16]);
+/* Keyed fingerprint of a password (HMAC under a per-process key); the password is not kept. */
+void gw_spray_fingerprint(const gw_spray_t *s, const char *password, uint8_t out[16]);
+/* Before a login is processed. */
+gw_spray_verdict_t gw_spray_check(gw_spray_t *s, const uint8_t network[16], time_t now);
+/* After a failed login; returns GW_SPRAY_TRIGGER_* bits when this failure crossed a threshold. */
+int gw_spray_record_failure(gw_spray_t *s, const uint8_t network[16], const char *username,
+                            const uint8_t fingerprint[16], time_t now);
 
 /* ---- key files (secrets.c) ---- */
 /* Reads a key file of exactly len bytes, creating it (0600, random) when missing. Returns 0 or -1 + message. */

@@ -90,6 +90,12 @@ char *gw_metrics_render(const gw_config_t *conf, size_t *len)
     counter(&o, "portier_jwt_reused_total", "Identity JWTs served from the per-session cache.", &gw_metrics.jwt_reused);
     counter(&o, "portier_setups_total", "Passwords set through a setup link.", &gw_metrics.setups);
     counter(&o, "portier_logouts_total", "Sessions ended by logout.", &gw_metrics.logouts);
+    counter(&o, "portier_lockouts_total", "Accounts hard-locked after too many consecutive failures.",
+            &gw_metrics.lockouts);
+    counter(&o, "portier_spray_detections_total", "Sources found spraying passwords (budget exceeded).",
+            &gw_metrics.spray_triggers);
+    counter(&o, "portier_spray_refusals_total", "Login attempts refused because their source was over budget.",
+            &gw_metrics.spray_refusals);
     put(&o, "# HELP portier_logins_total Password logins by outcome.\n# TYPE portier_logins_total counter\n");
     put(&o, "portier_logins_total{outcome=\"success\"} %llu\n",
         (unsigned long long)atomic_load(&gw_metrics.logins_success));

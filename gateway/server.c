@@ -206,6 +206,12 @@ int gw_serve(gw_config_t *conf)
         gw_log("error", "gateway", "startup.failed", "reason", "audit key", "detail", err, NULL);
         return 1;
     }
+    if (gw_key_file(conf->pepper_file, server.pepper, sizeof(server.pepper), err, sizeof(err)) != 0) {
+        gw_log("error", "gateway", "startup.failed", "reason", "pepper", "detail", err, NULL);
+        return 1;
+    }
+    server.spray = gw_spray_create(conf->spray_max_usernames, conf->spray_window, conf->spray_block,
+                                   conf->spray_same_password);
     if ((server.templates = gw_templates_load(conf->templates_dir, err, sizeof(err))) == NULL) {
         gw_log("error", "gateway", "startup.failed", "reason", "templates", "detail", err, NULL);
         return 1;
@@ -291,6 +297,8 @@ int gw_serve(gw_config_t *conf)
     free(server.loops);
     free(gw_metrics.route_status);
     OPENSSL_cleanse(server.audit_key, sizeof(server.audit_key));
+    OPENSSL_cleanse(server.pepper, sizeof(server.pepper));
+    gw_spray_destroy(server.spray);
     gw_log("info", "gateway", "stopped", NULL);
     return exit_code;
 }

@@ -17,7 +17,7 @@
 
 #include <sodium.h>
 
-#include "idp/idp.h"
+#include "idp/internal.h"
 #include "policy/policy.h"
 
 #define USERNAME_MAX            256
@@ -31,8 +31,6 @@ typedef struct st_idp_handler_t {
     gw_server_t *server;
 } idp_handler_t;
 
-static char dummy_hash[crypto_pwhash_STRBYTES]; /* written once in idp_register, read-only afterwards */
-
 enum { OUTCOME_OK, OUTCOME_DENIED, OUTCOME_GONE, OUTCOME_UNAVAILABLE, OUTCOME_ERROR };
 
 typedef struct st_login_job_t {
@@ -42,8 +40,15 @@ typedef struct st_login_job_t {
     char return_to[POL_RETURN_TO_MAX + 1];
     char source[64];
     char cookie[64];
+    uint8_t network[16];     /* the client's /24 or /64, for the spray defence */
+    uint8_t fingerprint[16]; /* keyed fingerprint of a wrong password (never the password) */
     int outcome;
 } login_job_t;
+
+typedef struct st_delayed_login_t {
+    h2o_timeout_entry_t timer;
+    login_job_t *job;
+} delayed_login_t;
 
 typedef struct st_setup_job_t {
     gw_job_t super;
@@ -62,11 +67,6 @@ typedef struct st_logout_job_t {
     uint8_t hash[STORE_HASH_LEN];
     char source[64];
 } logout_job_t;
-
-int idp_hash_password(const char *password, char out[128])
-{
-    return crypto_pwhash_str(out, password, strlen(password), IDP_PWHASH_OPSLIMIT, IDP_PWHASH_MEMLIMIT);
-}
 
 static int is_post(h2o_req_t *req)
 {
@@ -134,10 +134,13 @@ static void render_login(h2o_req_t *req, gw_server_t *server, int status, const 
 static void login_run(gw_job_t *job, gw_worker_t *w)
 {
     login_job_t *j = (login_job_t *)job;
+    const gw_config_t *conf = j->server->conf;
     store_t *db = gw_worker_db(w);
     store_user_t user = {0};
     char *hash = NULL;
     const char *reason = "unknown_user";
+    int allowed = 1;
+    unsigned failures = 0;
 
     j->outcome = OUTCOME_UNAVAILABLE;
     if (db == NULL)
@@ -145,11 +148,25 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
     int found = store_user_get(db, j->username, &user);
     if (found == -EIO)
         goto done;
-    if (found == 0 && store_password_get(db, user.id, &hash) == -EIO)
-        goto done;
-    /* The KDF runs on every path, so that timing tells nothing about the account. */
-    int verified = crypto_pwhash_str_verify(hash != NULL ? hash : dummy_hash, j->password, strlen(j->password)) == 0;
-    if (found == 0 && hash != NULL && verified && !user.disabled) {
+    int usable = found == 0 && !user.disabled;
+    if (usable) { /* the throttle gate comes before the check, so parallel attempts cannot overrun it */
+        store_throttle_policy_t pol = {conf->throttle_free, conf->throttle_max_delay, conf->throttle_hard_lock};
+        if (store_throttle_reserve(db, user.id, &pol, &allowed, &failures) != 0)
+            goto done;
+        if (allowed && store_password_get(db, user.id, &hash) == -EIO)
+            goto done;
+    }
+    /* The KDF runs exactly once on every path (a dummy hash stands in), so timing tells nothing. */
+    int verified = idp_password_verify(usable && allowed ? hash : NULL, j->password);
+    if (verified) {
+        if (store_throttle_reset(db, user.id) != 0)
+            goto done;
+        if (idp_password_needs_rehash(hash)) { /* the configured cost changed: upgrade now */
+            char upgraded[crypto_pwhash_STRBYTES];
+            if (idp_password_hash(j->password, upgraded) == 0 && store_password_set(db, user.id, upgraded) == 0)
+                gw_log("info", "idp", "password.rehashed", "user", user.username, NULL);
+            sodium_memzero(upgraded, sizeof(upgraded));
+        }
         if (new_session(db, j->server, user.id, j->source, j->cookie, sizeof(j->cookie)) != 0)
             goto done;
         j->outcome = OUTCOME_OK;
@@ -157,11 +174,19 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
     } else {
         j->outcome = OUTCOME_DENIED;
         if (found == 0)
-            reason = user.disabled ? "disabled" : hash == NULL ? "no_password" : "bad_password";
+            reason = user.disabled ? "disabled" : !allowed ? "locked" : hash == NULL ? "no_password" : "bad_password";
+        gw_spray_fingerprint(j->server->spray, j->password, j->fingerprint);
+        if (allowed && usable && failures == conf->throttle_hard_lock) {
+            atomic_fetch_add(&gw_metrics.lockouts, 1);
+            gw_log("warn", "idp", "account.locked", "user", user.username, NULL);
+        }
     }
-    char target[300], details[64];
+    char target[300], details[96];
     snprintf(target, sizeof(target), "user:%s", found == 0 ? user.username : j->username);
-    snprintf(details, sizeof(details), reason != NULL ? "{\"reason\":\"%s\"}" : "{}", reason);
+    if (reason != NULL)
+        snprintf(details, sizeof(details), "{\"reason\":\"%s\",\"consecutive_failures\":%u}", reason, failures);
+    else
+        snprintf(details, sizeof(details), "{}");
     audit(db, target, j->outcome == OUTCOME_OK ? "login.success" : "login.failure", target,
           j->outcome == OUTCOME_OK ? "success" : "failure", j->source, details);
     gw_log("info", "idp", j->outcome == OUTCOME_OK ? "login.success" : "login.failure", "user", target + 5, "reason",
@@ -174,10 +199,40 @@ done:
     store_user_dispose(&user);
 }
 
+typedef struct st_spray_audit_job_t {
+    gw_job_t super;
+    char source[64];
+    char what[32];
+} spray_audit_job_t;
+
+static void spray_audit_run(gw_job_t *job, gw_worker_t *w)
+{
+    spray_audit_job_t *j = (spray_audit_job_t *)job;
+    store_t *db = gw_worker_db(w);
+    char details[96];
+    snprintf(details, sizeof(details), "{\"trigger\":\"%s\"}", j->what);
+    if (db != NULL)
+        audit(db, "system", "security.spray_detected", "network", "blocked", j->source, details);
+}
+
 static void login_done(gw_job_t *job)
 {
     login_job_t *j = (login_job_t *)job;
     h2o_req_t *req = job->req;
+    if (j->outcome == OUTCOME_DENIED) {
+        int trig = gw_spray_record_failure(j->server->spray, j->network, j->username, j->fingerprint, time(NULL));
+        if (trig != 0) {
+            const char *what = (trig & GW_SPRAY_TRIGGER_PASSWORD) ? "same_password" : "distinct_usernames";
+            atomic_fetch_add(&gw_metrics.spray_triggers, 1);
+            gw_log("warn", "idp", "security.spray_detected", "source", j->source, "trigger", what, NULL);
+            spray_audit_job_t *a = calloc(1, sizeof(*a));
+            if (a != NULL) {
+                memcpy(a->source, j->source, sizeof(a->source));
+                snprintf(a->what, sizeof(a->what), "%s", what);
+                gw_job_submit_detached(j->server, &a->super, spray_audit_run);
+            }
+        }
+    }
     if (req != NULL) {
         switch (j->outcome) {
         case OUTCOME_OK:
@@ -194,9 +249,36 @@ static void login_done(gw_job_t *job)
         }
     }
     sodium_memzero(j->cookie, sizeof(j->cookie));
+    sodium_memzero(j->fingerprint, sizeof(j->fingerprint));
     free(j->username);
     free_secret(j->password);
     free(j);
+}
+
+static void free_login_job(login_job_t *j)
+{
+    free(j->username);
+    free_secret(j->password);
+    free(j);
+}
+
+/* A source half-way to its spraying budget waits a second before its attempt is processed. */
+static void on_delay_elapsed(h2o_timeout_entry_t *entry)
+{
+    delayed_login_t *d = H2O_STRUCT_FROM_MEMBER(delayed_login_t, timer, entry);
+    login_job_t *j = d->job;
+    d->job = NULL;
+    h2o_req_t *req = j->super.req;
+    gw_job_submit(gw_loop_of(req), req, &j->super, login_run, login_done);
+}
+
+static void on_delay_dispose(void *p)
+{
+    delayed_login_t *d = p;
+    if (h2o_timeout_is_linked(&d->timer))
+        h2o_timeout_unlink(&d->timer);
+    if (d->job != NULL) /* the client left while waiting */
+        free_login_job(d->job);
 }
 
 static int on_login(h2o_handler_t *self, h2o_req_t *req)
@@ -224,13 +306,39 @@ static int on_login(h2o_handler_t *self, h2o_req_t *req)
     const char *username = gw_form_get(req, body, "username", USERNAME_MAX);
     const char *password = gw_form_get(req, body, "password", PASSWORD_MAX_BYTES);
 
+    uint8_t network[16];
+    struct sockaddr_storage ss;
+    socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    memset(network, 0, sizeof(network));
+    if (sslen != 0)
+        gw_spray_network((struct sockaddr *)&ss, network);
+    gw_spray_verdict_t verdict = gw_spray_check(server->spray, network, time(NULL));
+    if (verdict == GW_SPRAY_REFUSE) {
+        /* over budget: refused before any account is looked at (no account collects failures from this) */
+        atomic_fetch_add(&gw_metrics.spray_refusals, 1);
+        h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, H2O_STRLIT("900"), 1);
+        gw_send_message(req, 429, "Too many sign-in attempts",
+                        "Too many failed sign-ins came from your network. Please try again later.", NULL, NULL);
+        return 0;
+    }
+
     login_job_t *j = calloc(1, sizeof(*j));
     j->server = server;
     /* A missing field still runs the KDF (same timing as any other failure). */
     j->username = strdup(username != NULL ? username : "");
     j->password = dup_secret(password != NULL ? password : "");
     memcpy(j->return_to, return_to, sizeof(return_to));
+    memcpy(j->network, network, sizeof(network));
     gw_peer_addr(req, j->source, sizeof(j->source));
+    if (verdict == GW_SPRAY_SLOW) {
+        delayed_login_t *d = h2o_mem_alloc_shared(&req->pool, sizeof(*d), on_delay_dispose);
+        memset(d, 0, sizeof(*d));
+        d->timer.cb = on_delay_elapsed;
+        d->job = j;
+        j->super.req = req;
+        h2o_timeout_link(req->conn->ctx->loop, &req->conn->ctx->one_sec_timeout, &d->timer);
+        return 0;
+    }
     gw_job_submit(gw_loop_of(req), req, &j->super, login_run, login_done);
     return 0;
 }
@@ -269,8 +377,13 @@ static void setup_run(gw_job_t *job, gw_worker_t *w)
     if (db == NULL)
         return;
     gw_sha256(j->token, strlen(j->token), hash);
+    /* one page serves both links: the invitation ("setup") and the administrator's reset ("reset") */
+    const char *purpose = "setup";
+    int found = store_token_peek(db, hash, purpose, &user_id);
+    if (found == -ENOENT)
+        found = store_token_peek(db, hash, purpose = "reset", &user_id);
     if (j->peek_only) {
-        int r = store_token_peek(db, hash, "setup", &user_id);
+        int r = found;
         if (r == 0 && store_user_get_by_id(db, user_id, &user) == 0) {
             j->username = strdup(user.username);
             j->outcome = OUTCOME_OK;
@@ -282,7 +395,7 @@ static void setup_run(gw_job_t *job, gw_worker_t *w)
     }
 
     char pwhash[crypto_pwhash_STRBYTES];
-    if (idp_hash_password(j->password, pwhash) != 0) {
+    if (idp_password_hash(j->password, pwhash) != 0) {
         j->outcome = OUTCOME_ERROR;
         return;
     }
@@ -290,9 +403,10 @@ static void setup_run(gw_job_t *job, gw_worker_t *w)
     char public_id[32];
     gw_random_token(GW_SESSION_TOKEN_BYTES, j->cookie, sizeof(j->cookie), session_hash);
     gw_random_token(SESSION_PUBLIC_ID_BYTES, public_id, sizeof(public_id), NULL);
-    int r = store_token_redeem_password(db, hash, "setup", pwhash, session_hash, public_id,
-                                        j->server->conf->session_absolute_timeout,
-                                        j->server->conf->session_idle_timeout, j->source, &user_id);
+    int r = found != 0 ? found
+                       : store_token_redeem_password(db, hash, purpose, pwhash, session_hash, public_id,
+                                                     j->server->conf->session_absolute_timeout,
+                                                     j->server->conf->session_idle_timeout, j->source, &user_id);
     sodium_memzero(pwhash, sizeof(pwhash));
     sodium_memzero(session_hash, sizeof(session_hash));
     if (r == 0) {
@@ -302,7 +416,8 @@ static void setup_run(gw_job_t *job, gw_worker_t *w)
             snprintf(target, sizeof(target), "user:%s", user.username);
         else
             snprintf(target, sizeof(target), "user:#%lld", (long long)user_id);
-        audit(db, target, "password.set", target, "success", j->source, "{\"via\":\"setup_link\"}");
+        audit(db, target, "password.set", target, "success", j->source,
+              strcmp(purpose, "reset") == 0 ? "{\"via\":\"reset_link\"}" : "{\"via\":\"setup_link\"}");
         gw_log("info", "idp", "setup.success", "user", target + 5, NULL);
         store_user_dispose(&user);
     } else {
@@ -452,11 +567,8 @@ static void add(gw_server_t *server, h2o_hostconf_t *hostconf, const char *path,
 
 void idp_register(gw_server_t *server, h2o_hostconf_t *hostconf)
 {
-    char random_pw[32];
-    gw_random_token(16, random_pw, sizeof(random_pw), NULL);
-    if (idp_hash_password(random_pw, dummy_hash) != 0)
+    if (idp_password_init(server->pepper, server->conf->argon2_iterations, server->conf->argon2_memory) != 0)
         abort();
-    sodium_memzero(random_pw, sizeof(random_pw));
     add(server, hostconf, "/login", on_login);
     add(server, hostconf, "/setup", on_setup);
     add(server, hostconf, "/logout", on_logout);

@@ -73,6 +73,26 @@ int store_group_remove_member(store_t *st, int64_t user_id, const char *group) _
 /* Password hash (argon2id encoded string). get: -ENOENT when the user has none. */
 int store_password_get(store_t *st, int64_t user_id, char **hash) __attribute__((warn_unused_result));
 
+/* Per-account throttle (see credentials.c). */
+typedef struct st_store_throttle_policy_t {
+    unsigned free_attempts; /* consecutive failures before delays start (5) */
+    unsigned max_delay;     /* cap of the exponential delay, seconds (900) */
+    unsigned hard_lock;     /* consecutive failures that lock until unlock/reset (100) */
+} store_throttle_policy_t;
+/* Takes the gate before a password check: *allowed = 1 and the failure count incremented (reset it on success),
+ * or *allowed = 0 when the account is currently locked (nothing changes). */
+int store_throttle_reserve(store_t *st, int64_t user_id, const store_throttle_policy_t *pol, int *allowed,
+                           unsigned *failures) __attribute__((warn_unused_result));
+int store_throttle_reset(store_t *st, int64_t user_id) __attribute__((warn_unused_result));
+int store_throttle_state(store_t *st, int64_t user_id, unsigned *failures, int *locked)
+    __attribute__((warn_unused_result));
+/* Replaces the password hash (re-hash on login after a cost change). */
+int store_password_set(store_t *st, int64_t user_id, const char *hash) __attribute__((warn_unused_result));
+/* Password change by the user: new hash, outstanding tokens voided, every other session of the user deleted
+ * (NOTIFY), the session keep_session kept. */
+int store_password_change(store_t *st, int64_t user_id, const char *hash, const uint8_t keep_session[STORE_HASH_LEN])
+    __attribute__((warn_unused_result));
+
 /* One-time tokens (setup/invitation, reset). Only the SHA-256 of the token is stored. Creating a token for a
  * purpose invalidates earlier unused tokens of the same user and purpose. */
 int store_token_create(store_t *st, const uint8_t hash[STORE_HASH_LEN], int64_t user_id, const char *purpose,

@@ -96,6 +96,9 @@ int store_token_redeem_password(store_t *st, const uint8_t hash[STORE_HASH_LEN],
                        NULL);
         if (rc == 0)
             rc = store_run(st, "DELETE FROM sessions WHERE user_id = $1", 1, p, NULL);
+        /* a reset link also lifts a lockout */
+        if (rc == 0)
+            rc = store_run(st, "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", 1, p, NULL);
     }
     if (rc == 0) {
         store_user_payload(id, payload);

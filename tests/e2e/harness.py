@@ -114,7 +114,7 @@ class Portier:
     """One portier process. `share_db` makes it use another instance's database."""
 
     def __init__(self, pg, keys, backend, share_db=None, idle="30m", absolute="12h", jwt_lifetime="60s",
-                 http_redirect=False, extra_routes="", start=True):
+                 http_redirect=False, extra_routes="", login="", start=True):
         self.pg, self.keys, self.backend = pg, keys, backend
         self.dir = tempfile.mkdtemp(prefix="portier-e2e.", dir="/tmp")
         os.chmod(self.dir, 0o755)
@@ -138,8 +138,9 @@ state_dir: {self.dir}
 templates_dir: {ROOT}/templates
 database: {{ conninfo: "{pg.conninfo_for(self.dbname)}" }}
 session: {{ idle_timeout: {idle}, absolute_timeout: {absolute} }}
-login: {{ password_min_length: 15 }}
-identity:
+login:
+  password_min_length: 15
+{login}identity:
   issuer: {self.base}
   jwt_lifetime: {jwt_lifetime}
   signing_key: {keys.jwt}
@@ -245,6 +246,10 @@ routes:
         h = {"Accept": "application/json"}
         h.update(headers or {})
         return self.get(path, cookies={"__Host-portier": cookie} if cookie else None, headers=h)
+
+    def user_row(self, username, columns="failed_logins, locked_until IS NOT NULL AND locked_until > now()"):
+        return self.pg.psql("SELECT %s FROM users WHERE username = '%s'" % (columns, username),
+                            dbname=self.dbname).split("|")
 
     def cleanup(self):
         self.stop()
