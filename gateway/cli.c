@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <sodium.h>
 
 #include "gateway/internal.h"
@@ -372,6 +373,7 @@ int gw_cli_main(int argc, char **argv)
     int rc = 2;
     cli.config_path = getenv("PORTIER_CONFIG") != NULL ? getenv("PORTIER_CONFIG") : DEFAULT_CONFIG;
     argc = take_config_arg(argc, argv, &cli.config_path);
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread starts */
     if (sodium_init() < 0) {
         fprintf(stderr, "portier: libsodium failed to initialise\n");
         return 1;

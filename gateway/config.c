@@ -92,6 +92,8 @@ static const key_t_ keys[] = {
     {"login.spray.block", K_DURATION, F(spray_block), 1, 86400},
     {"login.spray.same_password_usernames", K_UINT, F(spray_same_password), 2, 100000},
     {"organization", K_STR, F(organization), 0, 0},
+    {"smtp.url", K_STR, F(smtp_url), 0, 0},
+    {"smtp.from", K_STR, F(smtp_from), 0, 0},
     {"server.trusted_proxies", K_CIDR_LIST, F(trusted_proxies), 0, 0},
     {"identity.issuer", K_STR, F(jwt_issuer), 0, 0},
     {"identity.jwt_lifetime", K_DURATION, F(jwt_lifetime), 1, 300},
@@ -759,7 +761,9 @@ void gw_config_dispose(gw_config_t *c)
                      &c->organization,
                      &c->pepper_file,
                      &c->blocklist_file,
-                     &c->dictionary_file};
+                     &c->dictionary_file,
+                     &c->smtp_url,
+                     &c->smtp_from};
     for (size_t i = 0; i != sizeof(strs) / sizeof(strs[0]); ++i) {
         free(*strs[i]);
         *strs[i] = NULL;

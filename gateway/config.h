@@ -72,6 +72,8 @@ typedef struct st_gw_config_t {
     unsigned spray_window;            /* login.spray.window seconds, default 600 */
     unsigned spray_block;             /* login.spray.block seconds a source over budget is refused, default 900 */
     unsigned spray_same_password;     /* login.spray.same_password_usernames, default 10 */
+    char *smtp_url;                   /* smtp.url, e.g. "smtp://mail.example.com:587"; NULL = no email */
+    char *smtp_from;                  /* smtp.from, sender address */
     char **trusted_proxies;           /* server.trusted_proxies: CIDRs whose X-Forwarded-For is believed */
 
     /* identity headers + JWT */

@@ -220,6 +220,11 @@ gw_spray_verdict_t gw_spray_check(gw_spray_t *s, const uint8_t network[16], time
 int gw_spray_record_failure(gw_spray_t *s, const uint8_t network[16], const char *username,
                             const uint8_t fingerprint[16], time_t now);
 
+/* ---- email (mail.c; worker threads only) ---- */
+int gw_mail_configured(const gw_config_t *conf);
+/* Sends a plain-text message; 0 or -1 (logged, without the message). */
+int gw_mail_send(const gw_config_t *conf, const char *to, const char *subject, const char *body);
+
 /* ---- key files (secrets.c) ---- */
 /* Reads a key file of exactly len bytes, creating it (0600, random) when missing. Returns 0 or -1 + message. */
 int gw_key_file(const char *path, uint8_t *key, size_t len, char *err, size_t errlen);

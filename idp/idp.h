@@ -7,7 +7,6 @@
 
 #include "gateway/gateway.h"
 
-
 /* Registers /login, /setup, /logout on hostconf. Call once at start-up (computes the dummy hash). */
 void idp_register(gw_server_t *server, h2o_hostconf_t *hostconf);
 

@@ -16,4 +16,25 @@ int idp_password_hash(const char *password, char out[128]);
 int idp_password_verify(const char *hash, const char *password);
 int idp_password_needs_rehash(const char *hash);
 
+/* account.c, forgot.c */
+void idp_account_register(gw_server_t *server, h2o_hostconf_t *hostconf);
+void idp_forgot_register(gw_server_t *server, h2o_hostconf_t *hostconf);
+/* Emails the user that their password changed (when SMTP is set up and they have an address). Worker. */
+void idp_notify_password_changed(const gw_config_t *conf, const store_user_t *u, const char *how);
+
+/* common.c */
+typedef struct st_idp_handler_t {
+    h2o_handler_t super;
+    gw_server_t *server;
+} idp_handler_t;
+int idp_is_post(h2o_req_t *req);
+/* Wipes and frees a malloc'd secret string (NULL is fine). */
+void idp_free_secret(char *s);
+char *idp_dup_secret(const char *s);
+/* Appends an audit event; failures are logged, never fatal to the request. Worker threads. */
+void idp_audit(store_t *db, const char *actor, const char *action, const char *target, const char *outcome,
+               const char *source, const char *details);
+void idp_add_handler(gw_server_t *server, h2o_hostconf_t *hostconf, const char *path,
+                     int (*cb)(h2o_handler_t *, h2o_req_t *));
+
 #endif

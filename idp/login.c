@@ -26,11 +26,6 @@
 #define GENERIC_LOGIN_ERROR     "Sign-in failed. Check your user name and password and try again."
 #define SESSION_PUBLIC_ID_BYTES 16
 
-typedef struct st_idp_handler_t {
-    h2o_handler_t super;
-    gw_server_t *server;
-} idp_handler_t;
-
 enum { OUTCOME_OK, OUTCOME_DENIED, OUTCOME_GONE, OUTCOME_UNAVAILABLE, OUTCOME_ERROR };
 
 typedef struct st_login_job_t {
@@ -68,37 +63,6 @@ typedef struct st_logout_job_t {
     char source[64];
 } logout_job_t;
 
-static int is_post(h2o_req_t *req)
-{
-    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
-}
-
-static void free_secret(char *s)
-{
-    if (s != NULL) {
-        sodium_memzero(s, strlen(s));
-        free(s);
-    }
-}
-
-static char *dup_secret(const char *s)
-{
-    return s != NULL ? strdup(s) : NULL;
-}
-
-static void audit(store_t *db, const char *actor, const char *action, const char *target, const char *outcome,
-                  const char *source, const char *details)
-{
-    store_audit_event_t ev = {.actor = actor,
-                              .action = action,
-                              .target = target,
-                              .outcome = outcome,
-                              .source_addr = source,
-                              .details = details};
-    if (store_audit_append(db, &ev) != 0)
-        gw_log("error", "audit", "append_failed", "action", action, NULL);
-}
-
 /* Creates a session row for user_id: fills cookie (base64url of 256 random bits). Worker thread. */
 static int new_session(store_t *db, gw_server_t *server, int64_t user_id, const char *source, char *cookie,
                        size_t cookie_len)
@@ -125,9 +89,13 @@ static void render_login(h2o_req_t *req, gw_server_t *server, int status, const 
 {
     char min_length[16];
     snprintf(min_length, sizeof(min_length), "%u", server->conf->password_min_length);
-    gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)}, {"return_to", return_to},
-                           {"username", username},       {"error", error},
-                           {"notice", notice},           {"min_length", min_length}};
+    gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)},
+                           {"return_to", return_to},
+                           {"username", username},
+                           {"error", error},
+                           {"notice", notice},
+                           {"min_length", min_length},
+                           {"forgot", gw_mail_configured(server->conf) ? "1" : NULL}};
     gw_send_page(req, status, "login.html", vars, sizeof(vars) / sizeof(vars[0]));
 }
 
@@ -187,8 +155,8 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
         snprintf(details, sizeof(details), "{\"reason\":\"%s\",\"consecutive_failures\":%u}", reason, failures);
     else
         snprintf(details, sizeof(details), "{}");
-    audit(db, target, j->outcome == OUTCOME_OK ? "login.success" : "login.failure", target,
-          j->outcome == OUTCOME_OK ? "success" : "failure", j->source, details);
+    idp_audit(db, target, j->outcome == OUTCOME_OK ? "login.success" : "login.failure", target,
+              j->outcome == OUTCOME_OK ? "success" : "failure", j->source, details);
     gw_log("info", "idp", j->outcome == OUTCOME_OK ? "login.success" : "login.failure", "user", target + 5, "reason",
            reason, "source", j->source, NULL);
 done:
@@ -212,7 +180,7 @@ static void spray_audit_run(gw_job_t *job, gw_worker_t *w)
     char details[96];
     snprintf(details, sizeof(details), "{\"trigger\":\"%s\"}", j->what);
     if (db != NULL)
-        audit(db, "system", "security.spray_detected", "network", "blocked", j->source, details);
+        idp_audit(db, "system", "security.spray_detected", "network", "blocked", j->source, details);
 }
 
 static void login_done(gw_job_t *job)
@@ -251,14 +219,14 @@ static void login_done(gw_job_t *job)
     sodium_memzero(j->cookie, sizeof(j->cookie));
     sodium_memzero(j->fingerprint, sizeof(j->fingerprint));
     free(j->username);
-    free_secret(j->password);
+    idp_free_secret(j->password);
     free(j);
 }
 
 static void free_login_job(login_job_t *j)
 {
     free(j->username);
-    free_secret(j->password);
+    idp_free_secret(j->password);
     free(j);
 }
 
@@ -287,7 +255,7 @@ static int on_login(h2o_handler_t *self, h2o_req_t *req)
     gw_server_t *server = h->server;
     char return_to[POL_RETURN_TO_MAX + 1];
 
-    if (!is_post(req)) {
+    if (!idp_is_post(req)) {
         pol_return_to(gw_query_get(req, "return_to", POL_RETURN_TO_MAX), server->conf->public_url, return_to,
                       sizeof(return_to));
         const char *notice = gw_query_get(req, "logged_out", 8) != NULL ? "You have been signed out." : NULL;
@@ -326,7 +294,7 @@ static int on_login(h2o_handler_t *self, h2o_req_t *req)
     j->server = server;
     /* A missing field still runs the KDF (same timing as any other failure). */
     j->username = strdup(username != NULL ? username : "");
-    j->password = dup_secret(password != NULL ? password : "");
+    j->password = idp_dup_secret(password != NULL ? password : "");
     memcpy(j->return_to, return_to, sizeof(return_to));
     memcpy(j->network, network, sizeof(network));
     gw_peer_addr(req, j->source, sizeof(j->source));
@@ -416,9 +384,11 @@ static void setup_run(gw_job_t *job, gw_worker_t *w)
             snprintf(target, sizeof(target), "user:%s", user.username);
         else
             snprintf(target, sizeof(target), "user:#%lld", (long long)user_id);
-        audit(db, target, "password.set", target, "success", j->source,
-              strcmp(purpose, "reset") == 0 ? "{\"via\":\"reset_link\"}" : "{\"via\":\"setup_link\"}");
+        idp_audit(db, target, "password.set", target, "success", j->source,
+                  strcmp(purpose, "reset") == 0 ? "{\"via\":\"reset_link\"}" : "{\"via\":\"setup_link\"}");
         gw_log("info", "idp", "setup.success", "user", target + 5, NULL);
+        if (strcmp(purpose, "reset") == 0)
+            idp_notify_password_changed(j->server->conf, &user, "reset with a reset link");
         store_user_dispose(&user);
     } else {
         j->outcome = r == -EIO ? OUTCOME_UNAVAILABLE : OUTCOME_GONE;
@@ -448,7 +418,7 @@ static void setup_done(gw_job_t *job)
     }
     sodium_memzero(j->cookie, sizeof(j->cookie));
     sodium_memzero(j->token, sizeof(j->token));
-    free_secret(j->password);
+    idp_free_secret(j->password);
     free(j->username);
     free(j);
 }
@@ -460,7 +430,7 @@ static int on_setup(h2o_handler_t *self, h2o_req_t *req)
     const char *token;
     const char *password = NULL;
 
-    if (!is_post(req)) {
+    if (!idp_is_post(req)) {
         token = gw_query_get(req, "token", TOKEN_MAX);
     } else {
         h2o_iovec_t body = req->entity;
@@ -494,7 +464,7 @@ static int on_setup(h2o_handler_t *self, h2o_req_t *req)
     setup_job_t *j = calloc(1, sizeof(*j));
     j->server = server;
     snprintf(j->token, sizeof(j->token), "%s", token);
-    j->password = dup_secret(password);
+    j->password = idp_dup_secret(password);
     j->peek_only = password == NULL;
     gw_peer_addr(req, j->source, sizeof(j->source));
     gw_job_submit(gw_loop_of(req), req, &j->super, setup_run, setup_done);
@@ -511,7 +481,7 @@ static void logout_run(gw_job_t *job, gw_worker_t *w)
         return;
     int r = store_session_delete(db, j->hash);
     if (r == 0) {
-        audit(db, "session", "logout", "session", "success", j->source, NULL);
+        idp_audit(db, "session", "logout", "session", "success", j->source, NULL);
         gw_log("info", "idp", "logout", "source", j->source, NULL);
     }
 }
@@ -532,7 +502,7 @@ static int on_logout(h2o_handler_t *self, h2o_req_t *req)
     idp_handler_t *h = (idp_handler_t *)self;
     gw_server_t *server = h->server;
 
-    if (!is_post(req)) {
+    if (!idp_is_post(req)) {
         gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)}};
         gw_send_page(req, 200, "logout.html", vars, 1);
         return 0;
@@ -556,20 +526,13 @@ static int on_logout(h2o_handler_t *self, h2o_req_t *req)
     return 0;
 }
 
-static void add(gw_server_t *server, h2o_hostconf_t *hostconf, const char *path,
-                int (*cb)(h2o_handler_t *, h2o_req_t *))
-{
-    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, path, 0);
-    idp_handler_t *h = (idp_handler_t *)h2o_create_handler(pathconf, sizeof(*h));
-    h->super.on_req = cb;
-    h->server = server;
-}
-
 void idp_register(gw_server_t *server, h2o_hostconf_t *hostconf)
 {
     if (idp_password_init(server->pepper, server->conf->argon2_iterations, server->conf->argon2_memory) != 0)
         abort();
-    add(server, hostconf, "/login", on_login);
-    add(server, hostconf, "/setup", on_setup);
-    add(server, hostconf, "/logout", on_logout);
+    idp_add_handler(server, hostconf, "/login", on_login);
+    idp_add_handler(server, hostconf, "/setup", on_setup);
+    idp_add_handler(server, hostconf, "/logout", on_logout);
+    idp_account_register(server, hostconf);
+    idp_forgot_register(server, hostconf);
 }

@@ -59,6 +59,8 @@ void store_session_dispose(store_session_t *s);
 int store_user_create(store_t *st, const char *username, const char *email, const char *display_name, int64_t *id)
     __attribute__((warn_unused_result));
 int store_user_get(store_t *st, const char *username, store_user_t *out) __attribute__((warn_unused_result));
+/* By user name, else by email address when exactly one user has it (forgotten-password requests). */
+int store_user_find_login(store_t *st, const char *name_or_email, store_user_t *out) __attribute__((warn_unused_result));
 int store_user_get_by_id(store_t *st, int64_t id, store_user_t *out) __attribute__((warn_unused_result));
 /* Sets disabled; when disabling, deletes the user's sessions and NOTIFYs "user:<id>" in the same transaction. */
 int store_user_set_disabled(store_t *st, int64_t id, int disabled) __attribute__((warn_unused_result));

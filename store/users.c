@@ -111,6 +111,19 @@ int store_user_get_by_id(store_t *st, int64_t id, store_user_t *out)
         idstr, out);
 }
 
+int store_user_find_login(store_t *st, const char *name_or_email, store_user_t *out)
+{
+    /* the user name wins; an email address must belong to exactly one user */
+    int rc = store_user_get(st, name_or_email, out);
+    if (rc != -ENOENT)
+        return rc;
+    return get_one(st,
+                   "SELECT " STORE_USER_COLUMNS " FROM users u" STORE_USER_JOIN
+                   " WHERE u.id = (SELECT min(id) FROM users WHERE lower(email) = lower($1) HAVING count(*) = 1)"
+                   " ORDER BY " STORE_GROUP_ORDER,
+                   name_or_email, out);
+}
+
 int store_user_set_disabled(store_t *st, int64_t id, int disabled)
 {
     char idstr[STORE_I64_LEN], payload[STORE_PAYLOAD_LEN];

@@ -101,6 +101,39 @@ class Backend:
         self.proc.wait(5)
 
 
+class SmtpSink:
+    """A real SMTP server (Debian's python3-aiosmtpd) that stores every message in a Maildir."""
+
+    def __init__(self):
+        import mailbox
+        self.dir = tempfile.mkdtemp(prefix="portier-e2e-mail.", dir="/tmp")
+        self.port = free_port()
+        self.proc = subprocess.Popen(["/usr/bin/python3", "-m", "aiosmtpd", "-n", "-l", "127.0.0.1:%d" % self.port,
+                                      "-c", "aiosmtpd.handlers.Mailbox", os.path.join(self.dir, "mail")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_for(lambda: self._up()):
+            raise RuntimeError("smtp sink did not start")
+        self.box = lambda: mailbox.Maildir(os.path.join(self.dir, "mail"), create=True)
+
+    def _up(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+
+    def messages(self):
+        return [m for _, m in sorted(self.box().items(), key=lambda kv: kv[1].get("Date", ""))]
+
+    def wait_for_messages(self, count, timeout=10):
+        return wait_for(lambda: len(self.messages()) >= count, timeout) and self.messages()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Keys:
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="portier-e2e-keys.", dir="/tmp")
@@ -114,7 +147,7 @@ class Portier:
     """One portier process. `share_db` makes it use another instance's database."""
 
     def __init__(self, pg, keys, backend, share_db=None, idle="30m", absolute="12h", jwt_lifetime="60s",
-                 http_redirect=False, extra_routes="", login="", start=True):
+                 http_redirect=False, extra_routes="", login="", extra_yaml="", start=True):
         self.pg, self.keys, self.backend = pg, keys, backend
         self.dir = tempfile.mkdtemp(prefix="portier-e2e.", dir="/tmp")
         os.chmod(self.dir, 0o755)
@@ -144,7 +177,7 @@ login:
   issuer: {self.base}
   jwt_lifetime: {jwt_lifetime}
   signing_key: {keys.jwt}
-routes:
+{extra_yaml}routes:
   - {{ prefix: /admin, backend: "{backend.url}", name: admin, groups: [admins] }}
 {extra_routes}  - {{ prefix: /, backend: "{backend.url}", name: app }}
 """)
