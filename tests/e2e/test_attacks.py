@@ -137,7 +137,7 @@ def test_spraying_from_one_network_is_refused_and_locks_no_account(make_portier)
 
 
 def test_enumeration_responses_and_timing(make_portier):
-    p = make_portier(login="  throttle: { free_attempts: 100000, hard_lock: 1000000 }\n")
+    p = make_portier(login="  throttle: { free_attempts: 100, hard_lock: 100000 }\n")
     p.setup("known")
     p.setup("frozen")
     p.setup("gone")
@@ -148,6 +148,8 @@ def test_enumeration_responses_and_timing(make_portier):
     times = {k: [] for k in cases}
     bodies = {}
     for i in range(200):
+        if i % 50 == 49:  # keep "known" below the throttle: this measures wrong passwords, not the lock-out
+            p.pg.psql("UPDATE users SET failed_logins = 0 WHERE username = 'known'", dbname=p.dbname)
         for kind, user in cases.items():
             t0 = time.perf_counter()
             r = p.post("/login", {"username": user, "password": WRONG, "csrf": csrf},
