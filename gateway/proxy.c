@@ -245,6 +245,20 @@ static void note_activity(gw_server_t *server, gw_session_t *s, time_t now)
     }
 }
 
+static void release_held_session(void *p)
+{
+    gw_session_release(*(gw_session_t **)p);
+}
+
+/* h2o's proxy serialises the upstream request after on_req returns (once the upstream connection is ready);
+ * a revocation may evict and release the session before that, so the request takes its own reference. */
+static void hold_session(h2o_req_t *req, gw_session_t *s)
+{
+    gw_session_t **ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), release_held_session);
+    atomic_fetch_add(&s->refcnt, 1);
+    *ref = s;
+}
+
 /* Authorizes and decorates the request. Returns 0 when it should go on to the proxy; otherwise a response has
  * been sent. */
 static int admit(route_handler_t *h, h2o_req_t *req, gw_session_t *s, time_t now)
@@ -269,6 +283,7 @@ static int admit(route_handler_t *h, h2o_req_t *req, gw_session_t *s, time_t now
         return 1;
     }
     note_activity(h->server, s, now);
+    hold_session(req, s); /* the header values below point into the session: keep it alive with the request */
     gw_strip_identity_headers(req, conf);
     add_header(req, h->name_user, s->hv_user.base, s->hv_user.len);
     if (s->email != NULL)

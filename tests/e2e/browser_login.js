@@ -59,7 +59,8 @@ async function submit(page) {
 
         // 2. Signed in, on the backend (the e2e echo backend shows X-Portier-User in #user).
         check(page.url() === base + '/', 'landed on the backend: ' + page.url());
-        check((await page.textContent('#user')).trim() === username, 'backend page names the user');
+        const shown = (await page.textContent('#user')).trim();
+        check(shown === username, 'backend page names the user (shows "' + shown + '")');
         check((await page.textContent('#headers')).includes('x-portier-jwt-assertion'), 'backend got the JWT');
         await shot(page, '2-backend.png');
         const session = await noteSessionCookie(context);

@@ -134,3 +134,15 @@ def test_server_header_does_not_advertise_h2o(portier, alice):
 def test_full_path_and_query_reach_backend(portier, alice):
     r = portier.proxied("/some/deep/path.json?a=1&b=2", alice)
     assert json.loads(r.text)["path"] == "/some/deep/path.json?a=1&b=2"
+
+
+def test_identity_headers_survive_a_revocation_during_proxying(portier):
+    """Regression: the first request after /setup races with the NOTIFY of that setup, which evicts the new
+    session from the cache while h2o's proxy is still writing the upstream request. The request must keep its
+    own reference to the session (seen as a garbage X-Portier-User in the browser test; ASan: use after free)."""
+    for i in range(25):
+        user = "racer%02d" % i
+        cookie = portier.setup(user)
+        for _ in range(3):
+            h = backend_headers(portier.proxied("/race.json", cookie))
+            assert h["x-portier-user"] == user, h["x-portier-user"]
