@@ -140,6 +140,8 @@ struct st_gw_server_t {
     uint8_t audit_key[GW_AUDIT_KEY_LEN];
     uint8_t pepper[GW_AUDIT_KEY_LEN];
     gw_spray_t *spray;
+    gw_cidr_t *proxies; /* server.trusted_proxies, parsed */
+    size_t num_proxies;
 };
 
 struct st_gw_loop_t {
@@ -187,7 +189,10 @@ char *gw_url_encode(h2o_mem_pool_t *pool, const char *s);
 h2o_iovec_t gw_get_header(h2o_req_t *req, const char *lower_name);
 /* True when the client prefers HTML (browser navigation). */
 int gw_wants_html(h2o_req_t *req);
-/* Client address as text into buf (>= 64 bytes). */
+/* The client's address as 16 bytes (IPv4 v4-mapped): the socket peer, or, when the peer is one of
+ * server.trusted_proxies, the rightmost X-Forwarded-For hop that is not. 0 or -1. */
+int gw_client_addr(h2o_req_t *req, uint8_t out[16]);
+/* The same as text into buf (>= 64 bytes). */
 const char *gw_peer_addr(h2o_req_t *req, char *buf, size_t len);
 
 /* CSRF (double-submit with a __Host- cookie): returns the token to embed in a form, setting the cookie if
@@ -210,8 +215,8 @@ typedef enum { GW_SPRAY_OK, GW_SPRAY_SLOW, GW_SPRAY_REFUSE } gw_spray_verdict_t;
 #define GW_SPRAY_TRIGGER_PASSWORD 2 /* one wrong password was tried against many user names */
 gw_spray_t *gw_spray_create(unsigned max_usernames, unsigned window, unsigned block, unsigned same_password);
 void gw_spray_destroy(gw_spray_t *s);
-/* The /24 (IPv4) or /64 (IPv6) network of an address, as 16 bytes. */
-void gw_spray_network(const struct sockaddr *sa, uint8_t out[16]);
+/* The /24 (IPv4, v4-mapped) or /64 (IPv6) network of a 16-byte address. */
+void gw_spray_network(const uint8_t addr[16], uint8_t out[16]);
 /* Keyed fingerprint of a password (HMAC under a per-process key); the password is not kept. */
 void gw_spray_fingerprint(const gw_spray_t *s, const char *password, uint8_t out[16]);
 /* Before a login is processed. */

@@ -3,6 +3,7 @@
  * form/query parsing, CSRF (double-submit with a __Host- cookie) and random tokens. Everything allocates from
  * the request pool.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -124,15 +125,95 @@ int gw_wants_html(h2o_req_t *req)
     return accept.base != NULL && h2o_strstr(accept.base, accept.len, H2O_STRLIT("text/html")) != SIZE_MAX;
 }
 
-const char *gw_peer_addr(h2o_req_t *req, char *buf, size_t len)
+/* The socket peer as 16 bytes (IPv4 v4-mapped); 0 or -1. */
+static int peer16(h2o_req_t *req, uint8_t out[16], struct sockaddr_storage *ss)
+{
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)ss);
+    memset(out, 0, 16);
+    if (len != 0 && ss->ss_family == AF_INET) {
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &((struct sockaddr_in *)ss)->sin_addr, 4);
+        return 0;
+    }
+    if (len != 0 && ss->ss_family == AF_INET6) {
+        memcpy(out, &((struct sockaddr_in6 *)ss)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+static int trusted(const gw_server_t *server, const uint8_t addr[16])
+{
+    for (size_t i = 0; i != server->num_proxies; ++i)
+        if (gw_cidr_contains(&server->proxies[i], addr))
+            return 1;
+    return 0;
+}
+
+/* Parses one X-Forwarded-For element (IPv4 or IPv6, blanks around allowed) into 16 bytes. */
+static int parse_xff_item(const char *p, size_t len, uint8_t out[16])
+{
+    char buf[64];
+    while (len > 0 && (*p == ' ' || *p == '\t'))
+        ++p, --len;
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        --len;
+    if (len == 0 || len >= sizeof(buf))
+        return -1;
+    memcpy(buf, p, len);
+    buf[len] = '\0';
+    memset(out, 0, 16);
+    if (inet_pton(AF_INET, buf, out + 12) == 1) {
+        out[10] = out[11] = 0xff;
+        return 0;
+    }
+    return inet_pton(AF_INET6, buf, out) == 1 ? 0 : -1;
+}
+
+int gw_client_addr(h2o_req_t *req, uint8_t out[16])
 {
     struct sockaddr_storage ss;
-    socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    size_t n = sslen != 0 ? h2o_socket_getnumerichost((struct sockaddr *)&ss, sslen, buf) : SIZE_MAX;
-    if (n == SIZE_MAX || n >= len)
+    if (peer16(req, out, &ss) != 0)
+        return -1;
+    gw_server_t *server = gw_loop_of(req)->server;
+    if (server->num_proxies == 0 || !trusted(server, out))
+        return 0;
+    /* Behind trusted proxies: walk X-Forwarded-For from the right; the first hop that is not one of ours is the
+     * client (anything further left was written by the client and proves nothing). */
+    ssize_t last = -1;
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, i)) != -1;)
+        last = i;
+    for (ssize_t hdr = last; hdr >= 0; --hdr) {
+        if (req->headers.entries[hdr].name != &H2O_TOKEN_X_FORWARDED_FOR->buf)
+            continue;
+        h2o_iovec_t v = req->headers.entries[hdr].value;
+        size_t end = v.len;
+        while (end > 0) {
+            size_t start = end;
+            while (start > 0 && v.base[start - 1] != ',')
+                --start;
+            uint8_t hop[16];
+            if (parse_xff_item(v.base + start, end - start, hop) != 0)
+                return 0; /* garbage: stay with the proxy's own address */
+            memcpy(out, hop, 16);
+            if (!trusted(server, hop))
+                return 0;
+            end = start > 0 ? start - 1 : 0;
+        }
+    }
+    return 0;
+}
+
+const char *gw_peer_addr(h2o_req_t *req, char *buf, size_t len)
+{
+    uint8_t a[16];
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (gw_client_addr(req, a) != 0 || len < INET6_ADDRSTRLEN)
         snprintf(buf, len, "unknown");
+    else if (memcmp(a, v4mapped, 12) == 0)
+        inet_ntop(AF_INET, a + 12, buf, (socklen_t)len);
     else
-        buf[n] = '\0';
+        inet_ntop(AF_INET6, a, buf, (socklen_t)len);
     return buf;
 }
 

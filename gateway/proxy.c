@@ -7,6 +7,7 @@
  *      once per session and route and reused until shortly before it expires;
  *   4. falls through to h2o's proxy (returning -1 when synchronous, h2o_delegate_request after a lookup).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,12 +285,20 @@ static int admit(route_handler_t *h, h2o_req_t *req, gw_session_t *s, time_t now
     }
     note_activity(h->server, s, now);
     hold_session(req, s); /* the header values below point into the session: keep it alive with the request */
+    char client[INET6_ADDRSTRLEN + 1] = "";
+    if (h->server->num_proxies != 0) /* read X-Forwarded-For before it is stripped */
+        gw_peer_addr(req, client, sizeof(client));
     gw_strip_identity_headers(req, conf);
     add_header(req, h->name_user, s->hv_user.base, s->hv_user.len);
     if (s->email != NULL)
         add_header(req, h->name_email, s->hv_email.base, s->hv_email.len);
     add_header(req, h->name_groups, s->hv_groups.base, s->hv_groups.len);
     add_header(req, h->name_jwt, jwt, strlen(jwt)); /* base64url: nothing to filter */
+    if (client[0] != '\0') {
+        /* behind trusted proxies: tell the backend who the client is; h2o appends the proxy's address */
+        h2o_iovec_t v = h2o_strdup(&req->pool, client, SIZE_MAX);
+        h2o_add_header(&req->pool, &req->headers, H2O_TOKEN_X_FORWARDED_FOR, NULL, v.base, v.len);
+    }
     return 0;
 }
 

@@ -210,8 +210,14 @@ int gw_serve(gw_config_t *conf)
         gw_log("error", "gateway", "startup.failed", "reason", "pepper", "detail", err, NULL);
         return 1;
     }
-    server.spray = gw_spray_create(conf->spray_max_usernames, conf->spray_window, conf->spray_block,
-                                   conf->spray_same_password);
+    for (char **c = conf->trusted_proxies; c != NULL && *c != NULL; ++c)
+        ++server.num_proxies;
+    server.proxies = calloc(server.num_proxies + 1, sizeof(*server.proxies));
+    for (size_t i = 0; i != server.num_proxies; ++i)
+        if (gw_parse_cidr(conf->trusted_proxies[i], &server.proxies[i]) != 0)
+            return 1; /* validated at load */
+    server.spray =
+        gw_spray_create(conf->spray_max_usernames, conf->spray_window, conf->spray_block, conf->spray_same_password);
     if ((server.templates = gw_templates_load(conf->templates_dir, err, sizeof(err))) == NULL) {
         gw_log("error", "gateway", "startup.failed", "reason", "templates", "detail", err, NULL);
         return 1;
@@ -299,6 +305,7 @@ int gw_serve(gw_config_t *conf)
     OPENSSL_cleanse(server.audit_key, sizeof(server.audit_key));
     OPENSSL_cleanse(server.pepper, sizeof(server.pepper));
     gw_spray_destroy(server.spray);
+    free(server.proxies);
     gw_log("info", "gateway", "stopped", NULL);
     return exit_code;
 }

@@ -82,20 +82,15 @@ void gw_spray_fingerprint(const gw_spray_t *s, const char *password, uint8_t out
     sodium_memzero(full, sizeof(full));
 }
 
-/* The network of a client address: /24 for IPv4 (and v4-mapped), /64 for IPv6. */
-void gw_spray_network(const struct sockaddr *sa, uint8_t out[16])
+/* The network of a client address: /24 for IPv4 (v4-mapped), /64 for IPv6. */
+void gw_spray_network(const uint8_t addr[16], uint8_t out[16])
 {
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     memset(out, 0, 16);
-    if (sa->sa_family == AF_INET) {
-        memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 3);
-        out[10] = out[11] = 0xff;
-    } else if (sa->sa_family == AF_INET6) {
-        const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a))
-            memcpy(out + 10, a + 10, 5);
-        else
-            memcpy(out, a, 8);
-    }
+    if (memcmp(addr, v4mapped, 12) == 0)
+        memcpy(out, addr, 15);
+    else
+        memcpy(out, addr, 8);
 }
 
 static tally_t *find(tally_t *table, size_t *count, size_t max, const uint8_t key[16], int create, time_t now)

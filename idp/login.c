@@ -274,12 +274,10 @@ static int on_login(h2o_handler_t *self, h2o_req_t *req)
     const char *username = gw_form_get(req, body, "username", USERNAME_MAX);
     const char *password = gw_form_get(req, body, "password", PASSWORD_MAX_BYTES);
 
-    uint8_t network[16];
-    struct sockaddr_storage ss;
-    socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    uint8_t client[16], network[16];
     memset(network, 0, sizeof(network));
-    if (sslen != 0)
-        gw_spray_network((struct sockaddr *)&ss, network);
+    if (gw_client_addr(req, client) == 0)
+        gw_spray_network(client, network);
     gw_spray_verdict_t verdict = gw_spray_check(server->spray, network, time(NULL));
     if (verdict == GW_SPRAY_REFUSE) {
         /* over budget: refused before any account is looked at (no account collects failures from this) */

@@ -214,3 +214,40 @@ def test_stuffing_with_distinct_passwords_is_slowed_then_refused(make_portier):
     assert codes[:8] == [401] * 8 and all(c == 429 for c in codes[9:])
     assert all(t >= 0.9 for c, t in results[5:8])  # slowed down past half the budget
     assert p.pg.psql("SELECT max(failed_logins) FROM users WHERE username LIKE 'stuff%%'", dbname=p.dbname) == "1"
+
+
+def test_client_address_comes_from_trusted_proxies_only(make_portier, backend):
+    behind = make_portier(extra_yaml="", login="  spray: { max_usernames: 3 }\n")
+    behind.stop()
+    with open(behind.config) as f:
+        text = f.read()
+    with open(behind.config, "w") as f:
+        f.write(text.replace("  threads: 2\n", "  threads: 2\n  trusted_proxies: [127.0.0.1]\n"))
+    behind.start()
+    csrf = csrf_of(behind)
+
+    def fail(user, xff):
+        return behind.post("/login", {"username": user, "password": WRONG, "csrf": csrf},
+                           cookies={"__Host-portier-csrf": csrf}, headers={"X-Forwarded-For": xff}).status_code
+
+    # the client claims to be 10.9.9.9; our proxy (127.0.0.1) says it is 203.0.113.7: the proxy is believed
+    assert [fail("u%d" % i, "10.9.9.9, 203.0.113.7") for i in range(4)] == [401] * 4
+    assert fail("u9", "203.0.113.99") == 429  # same /24: over budget
+    assert fail("u9", "198.51.100.1") == 401  # another network is not affected
+    sources = behind.pg.psql("SELECT DISTINCT source_addr FROM audit_events WHERE action = 'login.failure'",
+                             dbname=behind.dbname).split()
+    assert "203.0.113.7" in sources and "10.9.9.9" not in sources and "127.0.0.1" not in sources
+    cookie = behind.setup("proxied-user")
+    h = harness.backend_headers(behind.proxied("/x", cookie, headers={"X-Forwarded-For": "192.0.2.55"}))
+    assert h["x-forwarded-for"] == "192.0.2.55, 127.0.0.1"
+
+
+def test_x_forwarded_for_ignored_without_trusted_proxies(make_portier):
+    p = make_portier(login="  spray: { max_usernames: 3 }\n")
+    csrf = csrf_of(p)
+    codes = [p.post("/login", {"username": "v%d" % i, "password": WRONG, "csrf": csrf},
+                    cookies={"__Host-portier-csrf": csrf},
+                    headers={"X-Forwarded-For": "198.51.100.%d" % i}).status_code for i in range(5)]
+    assert codes[4] == 429  # the rotating X-Forwarded-For did not spread the attempts over networks
+    assert p.pg.psql("SELECT DISTINCT source_addr FROM audit_events WHERE action = 'login.failure'",
+                     dbname=p.dbname) == "127.0.0.1"
