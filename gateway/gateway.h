@@ -140,6 +140,7 @@ struct st_gw_server_t {
     uint8_t audit_key[GW_AUDIT_KEY_LEN];
     uint8_t pepper[GW_AUDIT_KEY_LEN];
     gw_spray_t *spray;
+    struct st_pol_blocklist_t *blocklist; /* common passwords + dictionary words, read-only after start */
     gw_cidr_t *proxies; /* server.trusted_proxies, parsed */
     size_t num_proxies;
 };

@@ -23,6 +23,9 @@ void gw_endpoints_register(gw_server_t *server, h2o_hostconf_t *hostconf);
 void gw_revocation_start(gw_server_t *server);
 void gw_revocation_stop(gw_server_t *server);
 
+/* blocklist.c: the common passwords and dictionary words of the configuration, or NULL + message. */
+struct st_pol_blocklist_t *gw_blocklist_load(const gw_config_t *conf, char *err, size_t errlen);
+
 /* cli.c */
 int gw_cli_main(int argc, char **argv);
 

@@ -21,6 +21,7 @@
 
 #include "gateway/internal.h"
 #include "idp/idp.h"
+#include "policy/policy.h"
 
 #define GRACEFUL_STOP_MS 3000
 #define TLS12_CIPHERS                                                                                                  \
@@ -216,6 +217,10 @@ int gw_serve(gw_config_t *conf)
     for (size_t i = 0; i != server.num_proxies; ++i)
         if (gw_parse_cidr(conf->trusted_proxies[i], &server.proxies[i]) != 0)
             return 1; /* validated at load */
+    if ((server.blocklist = gw_blocklist_load(conf, err, sizeof(err))) == NULL) {
+        gw_log("error", "gateway", "startup.failed", "reason", "blocklist", "detail", err, NULL);
+        return 1;
+    }
     server.spray =
         gw_spray_create(conf->spray_max_usernames, conf->spray_window, conf->spray_block, conf->spray_same_password);
     if ((server.templates = gw_templates_load(conf->templates_dir, err, sizeof(err))) == NULL) {
@@ -306,6 +311,7 @@ int gw_serve(gw_config_t *conf)
     OPENSSL_cleanse(server.pepper, sizeof(server.pepper));
     gw_spray_destroy(server.spray);
     free(server.proxies);
+    pol_blocklist_destroy(server.blocklist);
     gw_log("info", "gateway", "stopped", NULL);
     return exit_code;
 }

@@ -69,7 +69,11 @@ static void account_run(gw_job_t *job, gw_worker_t *w)
     if (store_throttle_reserve(db, sess.user.id, &pol, &allowed, NULL) != 0 ||
         (allowed && store_password_get(db, sess.user.id, &hash) == -EIO))
         goto done;
-    if (!idp_password_verify(allowed ? hash : NULL, j->current)) {
+    char current[POL_NORMALIZED_MAX], normalized[POL_NORMALIZED_MAX];
+    int normal = pol_password_normalize(j->current, current, sizeof(current)) == 0;
+    int verified = idp_password_verify(allowed && normal ? hash : NULL, normal ? current : j->current);
+    sodium_memzero(current, sizeof(current));
+    if (!verified) {
         j->outcome = ACC_WRONG;
         idp_audit(db, target, "password.change", target, "failure", j->source,
                   allowed ? "{\"reason\":\"bad_password\"}" : "{\"reason\":\"locked\"}");
@@ -77,12 +81,15 @@ static void account_run(gw_job_t *job, gw_worker_t *w)
     }
     if (store_throttle_reset(db, sess.user.id) != 0)
         goto done;
-    if (pol_password_check(j->password, conf->password_min_length, j->reason, sizeof(j->reason)) != 0) {
+    if (idp_password_accept(j->server, &sess.user, j->password, normalized, sizeof(normalized), j->reason,
+                            sizeof(j->reason)) != 0) {
         j->outcome = ACC_REJECTED;
         goto done;
     }
     char pwhash[crypto_pwhash_STRBYTES];
-    if (idp_password_hash(j->password, pwhash) != 0)
+    int hashed = idp_password_hash(normalized, pwhash);
+    sodium_memzero(normalized, sizeof(normalized));
+    if (hashed != 0)
         goto done;
     r = store_password_change(db, sess.user.id, pwhash, j->session);
     sodium_memzero(pwhash, sizeof(pwhash));

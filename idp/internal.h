@@ -15,6 +15,11 @@ int idp_password_hash(const char *password, char out[128]);
 /* 1 when `password` matches `hash`; 0 otherwise. hash NULL: runs the KDF on a dummy hash and returns 0. */
 int idp_password_verify(const char *hash, const char *password);
 int idp_password_needs_rehash(const char *hash);
+/* The password gatekeeper for every path that sets one (setup, reset, change): NFKC + length + blocklist +
+ * patterns + context words (user name, email, name, product, organisation). 0 with the normalised password (what
+ * is hashed) in out (>= POL_NORMALIZED_MAX), or -1 with a reason to show. */
+int idp_password_accept(const gw_server_t *server, const store_user_t *user, const char *password, char *out,
+                        size_t outlen, char *reason, size_t reason_len);
 
 /* account.c, forgot.c */
 void idp_account_register(gw_server_t *server, h2o_hostconf_t *hostconf);

@@ -26,7 +26,7 @@
 #define GENERIC_LOGIN_ERROR     "Sign-in failed. Check your user name and password and try again."
 #define SESSION_PUBLIC_ID_BYTES 16
 
-enum { OUTCOME_OK, OUTCOME_DENIED, OUTCOME_GONE, OUTCOME_UNAVAILABLE, OUTCOME_ERROR };
+enum { OUTCOME_OK, OUTCOME_DENIED, OUTCOME_GONE, OUTCOME_UNAVAILABLE, OUTCOME_ERROR, OUTCOME_REJECTED };
 
 typedef struct st_login_job_t {
     gw_job_t super;
@@ -55,6 +55,7 @@ typedef struct st_setup_job_t {
     char *username;
     int outcome;
     int peek_only;
+    char reason[200];
 } setup_job_t;
 
 typedef struct st_logout_job_t {
@@ -109,6 +110,7 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
     const char *reason = "unknown_user";
     int allowed = 1;
     unsigned failures = 0;
+    char normalized[POL_NORMALIZED_MAX] = "";
 
     j->outcome = OUTCOME_UNAVAILABLE;
     if (db == NULL)
@@ -125,13 +127,14 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
             goto done;
     }
     /* The KDF runs exactly once on every path (a dummy hash stands in), so timing tells nothing. */
-    int verified = idp_password_verify(usable && allowed ? hash : NULL, j->password);
+    int normal = pol_password_normalize(j->password, normalized, sizeof(normalized)) == 0;
+    int verified = idp_password_verify(usable && allowed && normal ? hash : NULL, normal ? normalized : j->password);
     if (verified) {
         if (store_throttle_reset(db, user.id) != 0)
             goto done;
         if (idp_password_needs_rehash(hash)) { /* the configured cost changed: upgrade now */
             char upgraded[crypto_pwhash_STRBYTES];
-            if (idp_password_hash(j->password, upgraded) == 0 && store_password_set(db, user.id, upgraded) == 0)
+            if (idp_password_hash(normalized, upgraded) == 0 && store_password_set(db, user.id, upgraded) == 0)
                 gw_log("info", "idp", "password.rehashed", "user", user.username, NULL);
             sodium_memzero(upgraded, sizeof(upgraded));
         }
@@ -164,6 +167,7 @@ done:
         sodium_memzero(hash, strlen(hash));
         free(hash);
     }
+    sodium_memzero(normalized, sizeof(normalized));
     store_user_dispose(&user);
 }
 
@@ -360,8 +364,24 @@ static void setup_run(gw_job_t *job, gw_worker_t *w)
         return;
     }
 
-    char pwhash[crypto_pwhash_STRBYTES];
-    if (idp_password_hash(j->password, pwhash) != 0) {
+    if (found != 0) {
+        j->outcome = found == -EIO ? OUTCOME_UNAVAILABLE : OUTCOME_GONE;
+        return;
+    }
+    if (store_user_get_by_id(db, user_id, &user) != 0)
+        return;
+    j->username = strdup(user.username);
+    char normalized[POL_NORMALIZED_MAX], pwhash[crypto_pwhash_STRBYTES];
+    int accepted = idp_password_accept(j->server, &user, j->password, normalized, sizeof(normalized), j->reason,
+                                       sizeof(j->reason)) == 0;
+    store_user_dispose(&user);
+    if (!accepted) {
+        j->outcome = OUTCOME_REJECTED;
+        return;
+    }
+    int hashed = idp_password_hash(normalized, pwhash);
+    sodium_memzero(normalized, sizeof(normalized));
+    if (hashed != 0) {
         j->outcome = OUTCOME_ERROR;
         return;
     }
@@ -408,6 +428,10 @@ static void setup_done(gw_job_t *job)
             atomic_fetch_add(&gw_metrics.setups, 1);
             set_session_cookie(req, j->server, j->cookie);
             gw_send_redirect(req, 303, "/");
+        } else if (j->outcome == OUTCOME_REJECTED) {
+            render_setup(req, j->server, 400, h2o_strdup(&req->pool, j->token, SIZE_MAX).base,
+                         h2o_strdup(&req->pool, j->username, SIZE_MAX).base,
+                         h2o_strdup(&req->pool, j->reason, SIZE_MAX).base);
         } else if (j->outcome == OUTCOME_GONE) {
             send_gone(req);
         } else {
@@ -441,17 +465,12 @@ static int on_setup(h2o_handler_t *self, h2o_req_t *req)
         }
         password = gw_form_get(req, body, "password", PASSWORD_MAX_BYTES);
         const char *confirm = gw_form_get(req, body, "password_confirm", PASSWORD_MAX_BYTES);
-        char reason[160];
         if (token == NULL) {
             send_gone(req);
             return 0;
         }
         if (password == NULL || confirm == NULL || strcmp(password, confirm) != 0) {
             render_setup(req, server, 400, token, NULL, "The two passwords do not match.");
-            return 0;
-        }
-        if (pol_password_check(password, server->conf->password_min_length, reason, sizeof(reason)) != 0) {
-            render_setup(req, server, 400, token, NULL, h2o_strdup(&req->pool, reason, SIZE_MAX).base);
             return 0;
         }
     }

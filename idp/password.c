@@ -11,6 +11,7 @@
 #include <sodium.h>
 
 #include "idp/internal.h"
+#include "policy/policy.h"
 
 static struct {
     uint8_t pepper[crypto_auth_hmacsha256_KEYBYTES];
@@ -55,6 +56,19 @@ int idp_password_verify(const char *hash, const char *password)
     int ok = crypto_pwhash_str_verify(hash != NULL ? hash : hasher.dummy, (const char *)p, sizeof(p)) == 0;
     sodium_memzero(p, sizeof(p));
     return ok && hash != NULL;
+}
+
+int idp_password_accept(const gw_server_t *server, const store_user_t *user, const char *password, char *out,
+                        size_t outlen, char *reason, size_t reason_len)
+{
+    pol_context_t ctx = {.username = user->username,
+                         .email = user->email,
+                         .display_name = user->display_name,
+                         .product = "portier",
+                         .organization = server->conf->organization};
+    /* the MFA-enrolled minimum (login.password_min_length_mfa) applies once factors exist */
+    return pol_password_evaluate(server->blocklist, password, server->conf->password_min_length, &ctx, out, outlen,
+                                 reason, reason_len);
 }
 
 int idp_password_needs_rehash(const char *hash)

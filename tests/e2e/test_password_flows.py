@@ -117,3 +117,79 @@ def test_forgotten_password_by_email(pair, smtp):
 def test_forgot_is_not_offered_without_smtp(portier):
     assert 'id="forgot"' not in portier.get("/login").text
     assert portier.get("/forgot").status_code == 404
+
+
+def setup_with(p, user, password, email=None):
+    args = ["--email", email] if email else []
+    _, token = p.invite(user, *args)
+    page = p.get("/setup?token=" + token)
+    c = form_value(page.text, "csrf")
+    harness.register_secret(password)
+    return p.post("/setup", {"token": token, "csrf": c, "password": password, "password_confirm": password},
+                  cookies={"__Host-portier-csrf": c})
+
+
+def test_password_rules_on_the_setup_page(portier):
+    cases = [
+        ("x7Kq2mVb9Lw4Zp", "at least 15"),                      # 14 characters
+        ("Q" * 1 + "w8Rt5Yu2Io9Pa3Sd6Fg1Hj4Kl7Zx0Cv" * 5, "128"),  # 161 characters
+        ("aaaaaaaaaaaaaaaaaaaa", None),                          # repetition
+        ("abcdefghijklmnopqrstu", None),                         # sequence
+        ("rulecheck-2024-rulecheck", None),                      # the user name
+        ("rulecheck@example.com!!", None),                       # the email address
+    ]
+    for i, (pw, why) in enumerate(cases):
+        r = setup_with(portier, "rulecheck", pw, "rulecheck@example.com")
+        assert r.status_code == 400, (pw, r.status_code)
+        assert 'id="error"' in r.text and pw not in r.text
+        if why:
+            assert why in r.text, (why, r.text[r.text.find('id="error"'):][:200])
+    # 15 characters is enough
+    assert setup_with(portier, "rulecheck", "x7Kq2mVb9Lw4Zp!").status_code == 303
+
+
+def test_blocklist_and_dictionary_at_the_lower_minimum(make_portier):
+    # every list entry is shorter than 15, so the lists bite at the MFA minimum of 8: run with minimum 8
+    p = make_portier(start=False)
+    with open(p.config) as f:
+        text = f.read()
+    with open(p.config, "w") as f:
+        f.write(text.replace("password_min_length: 15", "password_min_length: 8"))
+    p.start()
+    blocklist = [l.strip() for l in open(harness.ROOT + "/conf/blocklist.txt") if l.strip() and l[0] != "#"]
+    sample = [w for w in blocklist if len(w) >= 8][::40][:10]
+    assert len(sample) == 10
+    for w in sample:
+        r = setup_with(p, "listcheck", w.upper())
+        assert r.status_code == 400 and "common" in r.text, w
+    words = [w.strip() for w in open("/usr/share/dict/words") if len(w.strip()) >= 12 and w.strip().isalpha()][::997]
+    for w in words[:3]:
+        r = setup_with(p, "listcheck", w)
+        assert r.status_code == 400, w
+    assert setup_with(p, "listcheck", "tangerine kayak 7!").status_code == 303
+
+
+def test_unicode_password_round_trip(portier):
+    # 128 code points with characters NFKC changes one to one (fullwidth letters): set, then sign in with
+    # the same text and with its normalised form
+    words = ["ｐａｓｓ", "日本語", "ｆｉｎｅ", "émoji", "🔑", "Ωmega", "Straße", "ｗｏｒｄ", "北京", "café", "naïve", "ｊｕｎｇｌａ"]
+    pw = ""
+    i = 0
+    while len(pw) < 128:
+        pw += words[i % len(words)] + str(i) + " "
+        i += 1
+    pw = pw[:128]
+    import unicodedata
+    assert len(pw) == 128 and len(unicodedata.normalize("NFKC", pw)) == 128 and unicodedata.normalize("NFKC", pw) != pw
+    assert setup_with(portier, "unicoder", pw).status_code == 303
+    assert portier.login("unicoder", pw).status_code == 303
+    import unicodedata
+    assert portier.login("unicoder", unicodedata.normalize("NFKC", pw)).status_code == 303
+    assert portier.login("unicoder", pw[:127]).status_code == 401
+    too_long = pw + "x"
+    assert setup_with(portier, "unicoder2", too_long).status_code == 400
+
+
+def test_length_counts_after_normalisation(portier):
+    # "ﬁ" is one code point that NFKC turns into two: 120 of them normalise to 240 characters, over the limit
+    assert setup_with(portier, "ligature", "ﬁ" * 60 + "x" * 60).status_code == 400
