@@ -21,7 +21,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_SECONDS  ?= 300
 
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-MODULE_DIRS := gateway idp scim mfa policy store audit
+MODULE_DIRS := $(wildcard gateway idp scim mfa policy store audit)
 
 banner = @printf '\n==== %s ====\n' '$(1)'
 
@@ -110,7 +110,7 @@ bench: build
 	$(call banner,bench)
 	PORTIER_BIN=$(abspath $(BUILD_DIR))/portier bash tests/bench/run.sh
 
-test: deps build build-asan unit unit-asan store-test e2e e2e-asan fuzz-smoke
+test: deps format-check build build-asan unit unit-asan store-test e2e e2e-asan fuzz-smoke
 	$(call banner,all tests passed)
 
 clean:

@@ -22,8 +22,8 @@
 #define GW_CSRF_TOKEN_BYTES    16
 #define GW_CSRF_COOKIE_SUFFIX  "-csrf"
 #define GW_TOUCH_INTERVAL      60 /* seconds between last_seen writes of one session */
-#define GW_AUDIT_KEY_LEN 32
-#define GW_AUDIT_KEY_FILE "audit.key" /* in state_dir */
+#define GW_AUDIT_KEY_LEN       32
+#define GW_AUDIT_KEY_FILE      "audit.key" /* in state_dir */
 
 typedef struct st_gw_server_t gw_server_t;
 typedef struct st_gw_loop_t gw_loop_t;
@@ -89,7 +89,7 @@ typedef struct st_gw_session_t {
     char *username, *email, *name, *public_id;
     char **groups; /* NULL-terminated */
     size_t num_groups;
-    char *groups_joined; /* "a,b,c" */
+    char *groups_joined;                      /* "a,b,c" */
     h2o_iovec_t hv_user, hv_email, hv_groups; /* header-safe copies (no control characters), made once */
     time_t expires_at;
     unsigned idle_timeout;
@@ -141,7 +141,7 @@ struct st_gw_server_t {
     uint8_t pepper[GW_AUDIT_KEY_LEN];
     gw_spray_t *spray;
     struct st_pol_blocklist_t *blocklist; /* common passwords + dictionary words, read-only after start */
-    gw_cidr_t *proxies; /* server.trusted_proxies, parsed */
+    gw_cidr_t *proxies;                   /* server.trusted_proxies, parsed */
     size_t num_proxies;
 };
 

@@ -27,10 +27,10 @@ typedef struct st_gw_jwt_claims_t {
     const char *name;  /* may be NULL -> claim omitted */
     const char *const *groups;
     size_t num_groups;
-    const char *sid;   /* session identifier safe to disclose (NOT the cookie; e.g. a public session id) */
+    const char *sid; /* session identifier safe to disclose (NOT the cookie; e.g. a public session id) */
     int64_t iat;
     int64_t exp;
-    const char *jti;   /* NULL -> a random 128-bit base64url value is generated */
+    const char *jti; /* NULL -> a random 128-bit base64url value is generated */
     const char *act_sub;
     const char *const *amr;
     const char *acr;

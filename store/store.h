@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define STORE_HASH_LEN 32 /* SHA-256 of a secret token */
+#define STORE_HASH_LEN       32 /* SHA-256 of a secret token */
 #define STORE_NOTIFY_CHANNEL "portier_revoke"
 
 typedef struct st_store_t store_t;
@@ -26,16 +26,16 @@ typedef struct st_store_user_t {
     char *email;        /* may be NULL */
     char *display_name; /* may be NULL */
     int disabled;
-    char **groups;      /* NULL-terminated, sorted by name */
+    char **groups; /* NULL-terminated, sorted by name */
     size_t num_groups;
 } store_user_t;
 
 typedef struct st_store_session_t {
     store_user_t user;
-    char *public_id;    /* disclosed session id ("sid" claim); not the secret */
+    char *public_id; /* disclosed session id ("sid" claim); not the secret */
     time_t created_at;
     time_t last_seen;
-    time_t expires_at;  /* absolute expiry */
+    time_t expires_at; /* absolute expiry */
     unsigned idle_timeout;
 } store_session_t;
 
@@ -60,7 +60,8 @@ int store_user_create(store_t *st, const char *username, const char *email, cons
     __attribute__((warn_unused_result));
 int store_user_get(store_t *st, const char *username, store_user_t *out) __attribute__((warn_unused_result));
 /* By user name, else by email address when exactly one user has it (forgotten-password requests). */
-int store_user_find_login(store_t *st, const char *name_or_email, store_user_t *out) __attribute__((warn_unused_result));
+int store_user_find_login(store_t *st, const char *name_or_email, store_user_t *out)
+    __attribute__((warn_unused_result));
 int store_user_get_by_id(store_t *st, int64_t id, store_user_t *out) __attribute__((warn_unused_result));
 /* Sets disabled; when disabling, deletes the user's sessions and NOTIFYs "user:<id>" in the same transaction. */
 int store_user_set_disabled(store_t *st, int64_t id, int disabled) __attribute__((warn_unused_result));
@@ -124,13 +125,13 @@ int store_session_delete(store_t *st, const uint8_t hash[STORE_HASH_LEN]) __attr
 /* Audit: appends one event (append-only table, hash-chained). Strings may be NULL; details is a JSON object
  * text or NULL. */
 typedef struct st_store_audit_event_t {
-    const char *actor;       /* "user:alice", "cli:root", "system", "scim:<token name>", ... */
-    const char *action;      /* "login.success", "user.disable", ... */
-    const char *target;      /* "user:alice" */
-    const char *outcome;     /* "success" | "failure" */
+    const char *actor;   /* "user:alice", "cli:root", "system", "scim:<token name>", ... */
+    const char *action;  /* "login.success", "user.disable", ... */
+    const char *target;  /* "user:alice" */
+    const char *outcome; /* "success" | "failure" */
     const char *source_addr;
     const char *request_id;
-    const char *details;     /* JSON object text */
+    const char *details; /* JSON object text */
 } store_audit_event_t;
 int store_audit_append(store_t *st, const store_audit_event_t *ev) __attribute__((warn_unused_result));
 
