@@ -63,6 +63,7 @@ enum kind {
     K_OPT_FILE,    /* readable regular file, or "" for none */
     K_SECRET_PATH, /* private file created on first use: if it exists, regular with no group/other bits */
     K_CIDR_LIST,   /* list of addresses or networks (gw_parse_cidr), never a /0 */
+    K_BOOL,        /* true/false/yes/no into an int */
     K_PORT,        /* 1..65535 */
     K_UINT,        /* decimal integer in [min, max] */
     K_DURATION,    /* gw_parse_duration, in [min, max] seconds */
@@ -116,6 +117,7 @@ static const key_t_ keys[] = {
     {"login.spray.block", K_DURATION, F(spray_block), 1, 86400},
     {"login.spray.same_password_usernames", K_UINT, F(spray_same_password), 2, 100000},
     {"organization", K_STR, F(organization), 0, 0},
+    {"server.http2", K_BOOL, F(http2), 0, 1},
     {"smtp.url", K_STR, F(smtp_url), 0, 0},
     {"smtp.from", K_STR, F(smtp_from), 0, 0},
     {"server.trusted_proxies", K_CIDR_LIST, F(trusted_proxies), 0, 0},
@@ -700,6 +702,14 @@ static void set_value(loader_t *l, size_t ki, yaml_node_t *v)
     case K_UINT:
     case K_DURATION:
     case K_BYTES: set_number(l, k, field, s, line); return;
+    case K_BOOL: {
+        int b = parse_bool(s);
+        if (b < 0)
+            error_at(l, line, k->path, "\"%.80s\" is not a boolean (true, false, yes, no)", s);
+        else
+            *(int *)field = b;
+        return;
+    }
     case K_STR:
         if (has_control(s)) {
             error_at(l, line, k->path, "must not contain control characters");
@@ -1073,6 +1083,8 @@ static void apply_defaults(loader_t *l)
     dup_default(l, &c->session_cookie, "__Host-portier");
     if (c->password_min_length == 0)
         c->password_min_length = 15;
+    if (key_line(l, "server.http2") == 0)
+        c->http2 = 1;
     if (c->invite_ttl == 0)
         c->invite_ttl = 86400;
     if (c->reset_ttl == 0)

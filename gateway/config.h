@@ -74,6 +74,7 @@ typedef struct st_gw_config_t {
     unsigned spray_same_password;     /* login.spray.same_password_usernames, default 10 */
     char *smtp_url;                   /* smtp.url, e.g. "smtp://mail.example.com:587"; NULL = no email */
     char *smtp_from;                  /* smtp.from, sender address */
+    int http2;                        /* server.http2: offer HTTP/2 by ALPN, default true */
     char **trusted_proxies;           /* server.trusted_proxies: CIDRs whose X-Forwarded-For is believed */
 
     /* identity headers + JWT */

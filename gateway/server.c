@@ -47,7 +47,10 @@ static SSL_CTX *create_ssl_ctx(const gw_config_t *conf)
         SSL_CTX_free(ctx);
         return NULL;
     }
-    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    /* h2o 2.2.5 has no defence against HTTP/2 Rapid Reset (CVE-2023-44487) beyond its stream limits; operators
+     * who cannot filter it in front of portier can turn HTTP/2 off (server.http2: false) */
+    if (conf->http2)
+        h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
     return ctx;
 }
 

@@ -50,12 +50,13 @@ def backend():
 
 @pytest.fixture(scope="session")
 def make_portier(pg, keys, backend):
-    """make_portier(**kw) -> a started harness.Portier; every instance is stopped (gracefully) at session end."""
+    """make_portier(**kw) -> a started harness.Portier (pg=... for another PostgreSQL); every instance is stopped
+    (gracefully) at session end and its logs are checked."""
     created = []
 
     def make(**kw):
         kw.setdefault("keys", keys)
-        p = harness.Portier(pg, kw.pop("keys"), backend, **kw)
+        p = harness.Portier(kw.pop("pg", pg), kw.pop("keys"), backend, **kw)
         created.append(p)
         INSTANCES.append(p)
         return p
