@@ -291,14 +291,3 @@ void gw_cache_flush(gw_cache_t *c)
         pthread_mutex_unlock(&c->shards[i].mutex);
     }
 }
-
-size_t gw_cache_size(gw_cache_t *c)
-{
-    size_t n = 0;
-    for (size_t i = 0; i != NUM_SHARDS; ++i) {
-        pthread_mutex_lock(&c->shards[i].mutex);
-        n += c->shards[i].count;
-        pthread_mutex_unlock(&c->shards[i].mutex);
-    }
-    return n;
-}

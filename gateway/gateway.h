@@ -120,7 +120,6 @@ void gw_cache_evict_user(gw_cache_t *c, int64_t user_id);
 void gw_cache_flush(gw_cache_t *c);
 /* A copy of s without control characters (header values must not be split); malloc'd. */
 h2o_iovec_t gw_header_safe_dup(const char *s);
-size_t gw_cache_size(gw_cache_t *c);
 
 /* ---- the server ---- */
 struct st_gw_server_t {
@@ -206,9 +205,6 @@ int gw_csrf_check(h2o_req_t *req, const char *form_token);
 /* Random token: `bytes` random bytes, base64url into out (>= bytes*4/3+4). Also its SHA-256. */
 void gw_random_token(size_t bytes, char *out, size_t outlen, uint8_t hash[STORE_HASH_LEN]);
 void gw_sha256(const void *data, size_t len, uint8_t out[STORE_HASH_LEN]);
-
-/* The session of this request from the cache (cache hit only; NULL otherwise). Referenced. */
-gw_session_t *gw_request_session_cached(h2o_req_t *req, const uint8_t hash_out[STORE_HASH_LEN], int *has_cookie);
 
 /* ---- spraying / stuffing defence (spray.c) ---- */
 typedef enum { GW_SPRAY_OK, GW_SPRAY_SLOW, GW_SPRAY_REFUSE } gw_spray_verdict_t;

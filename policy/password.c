@@ -2,7 +2,7 @@
  * Password rules (NIST SP 800-63B 5.1.1.2, rev 4 3.1.1.2): no composition rules, but a length in code points
  * bounded above so that nothing is ever truncated, NFKC normalisation before hashing, and refusal of passwords
  * that are common (blocklist), repetitive or sequential, or built from the user's own context (name, email,
- * product, organisation). pol_password_check is the length rule alone; pol_password_evaluate is the whole rule
+ * product, organisation). pol_password_evaluate is the whole rule
  * set, in the order documented in policy.h, each refusal with a one-sentence reason that never echoes the
  * password. Pure: no I/O, no globals; every copy of the password made here is wiped before returning.
  */
@@ -52,24 +52,6 @@ long pol_utf8_length(const char *s)
         ++n;
     }
     return n;
-}
-
-int pol_password_check(const char *password, unsigned min_length, char *reason, size_t reason_len)
-{
-    long len = pol_utf8_length(password);
-    if (len < 0) {
-        snprintf(reason, reason_len, "The password contains invalid characters.");
-        return -1;
-    }
-    if (len < (long)min_length) {
-        snprintf(reason, reason_len, "The password is too short: use at least %u characters.", min_length);
-        return -1;
-    }
-    if (len > POL_PASSWORD_MAX) {
-        snprintf(reason, reason_len, "The password is too long: use at most %d characters.", POL_PASSWORD_MAX);
-        return -1;
-    }
-    return 0;
 }
 
 /* ---- pol_password_evaluate ---- */

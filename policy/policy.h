@@ -15,10 +15,6 @@
  * validated path into out (NUL-terminated) and returns 0; on rejection writes "/" and returns -1. */
 int pol_return_to(const char *value, const char *own_origin, char *out, size_t outlen);
 
-/* Password length rule: counts code points of valid UTF-8. Returns 0 when acceptable; otherwise -1 and a
- * human-readable reason in `reason`. */
-int pol_password_check(const char *password, unsigned min_length, char *reason, size_t reason_len);
-
 /* Number of code points in a UTF-8 string, or -1 when it is not valid UTF-8. */
 long pol_utf8_length(const char *s);
 

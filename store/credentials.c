@@ -49,26 +49,6 @@ int store_throttle_reset(store_t *st, int64_t user_id)
     return store_run_one(st, "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1", 1, p, NULL);
 }
 
-int store_throttle_state(store_t *st, int64_t user_id, unsigned *failures, int *locked)
-{
-    char uid[STORE_I64_LEN];
-    store_i64(uid, user_id);
-    const char *p[] = {uid};
-    PGresult *res = store_exec(
-        st, "SELECT failed_logins, coalesce(locked_until > now(), false) FROM users WHERE id = $1", 1, p, NULL);
-    int rc = store_result_status(res, 1);
-    if (rc != 0)
-        return rc;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return -ENOENT;
-    }
-    *failures = (unsigned)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
-    *locked = PQgetvalue(res, 0, 1)[0] == 't';
-    PQclear(res);
-    return 0;
-}
-
 int store_password_set(store_t *st, int64_t user_id, const char *hash)
 {
     char uid[STORE_I64_LEN];

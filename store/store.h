@@ -87,8 +87,6 @@ typedef struct st_store_throttle_policy_t {
 int store_throttle_reserve(store_t *st, int64_t user_id, const store_throttle_policy_t *pol, int *allowed,
                            unsigned *failures) __attribute__((warn_unused_result));
 int store_throttle_reset(store_t *st, int64_t user_id) __attribute__((warn_unused_result));
-int store_throttle_state(store_t *st, int64_t user_id, unsigned *failures, int *locked)
-    __attribute__((warn_unused_result));
 /* Replaces the password hash (re-hash on login after a cost change). */
 int store_password_set(store_t *st, int64_t user_id, const char *hash) __attribute__((warn_unused_result));
 /* Password change by the user: new hash, outstanding tokens voided, every other session of the user deleted

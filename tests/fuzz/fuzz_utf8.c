@@ -1,4 +1,5 @@
-/* libFuzzer: the UTF-8 length counter and the password rule agree, and never read past the string. */
+/* libFuzzer: the UTF-8 code point counter never reads past the string, never counts more code points than
+ * bytes, and agrees with the normaliser about what is valid. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,17 +8,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *in = malloc(size + 1), reason[160];
+    char *in = malloc(size + 1), out[POL_NORMALIZED_MAX];
     memcpy(in, data, size);
     in[size] = '\0';
     long n = pol_utf8_length(in);
-    int r = pol_password_check(in, 8, reason, sizeof(reason));
-    if (n < 0 && r == 0)
-        abort();
-    if (n >= 8 && n <= POL_PASSWORD_MAX && r != 0)
-        abort();
     if (n > (long)strlen(in))
         abort();
+    if (n < 0 && pol_password_normalize(in, out, sizeof(out)) == 0)
+        abort(); /* invalid UTF-8 must never normalise */
     free(in);
     return 0;
 }
