@@ -151,9 +151,5 @@ int store_audit_append(store_t *st, const store_audit_event_t *ev)
                        11, p, lengths);
     }
     PQclear(res);
-    if (rc == 0)
-        rc = store_commit(st);
-    if (rc != 0)
-        store_rollback(st);
-    return rc;
+    return store_end(st, rc);
 }

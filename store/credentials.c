@@ -78,9 +78,5 @@ int store_password_change(store_t *st, int64_t user_id, const char *hash, const 
         store_user_payload(user_id, payload);
         rc = store_notify(st, payload);
     }
-    if (rc == 0)
-        rc = store_commit(st);
-    if (rc != 0)
-        store_rollback(st);
-    return rc;
+    return store_end(st, rc);
 }

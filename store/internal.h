@@ -50,6 +50,8 @@ int store_begin(store_t *st);
 int store_commit(store_t *st);
 /* Rolls back when a transaction is open; always leaves the store outside a transaction. */
 void store_rollback(store_t *st);
+/* Ends the transaction: commits when rc is 0 (a failed commit becomes the result), rolls back otherwise. */
+int store_end(store_t *st, int rc);
 /* pg_notify(STORE_NOTIFY_CHANNEL, payload): call inside the transaction whose commit it announces. */
 int store_notify(store_t *st, const char *payload);
 /* Formats "user:<id>" / "session:<64 lowercase hex>" payloads. */

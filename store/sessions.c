@@ -90,9 +90,5 @@ int store_session_delete(store_t *st, const uint8_t hash[STORE_HASH_LEN])
         store_session_payload(hash, payload);
         rc = store_notify(st, payload);
     }
-    if (rc == 0)
-        rc = store_commit(st);
-    if (rc != 0)
-        store_rollback(st);
-    return rc;
+    return store_end(st, rc);
 }

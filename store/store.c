@@ -183,6 +183,15 @@ void store_rollback(store_t *st)
     st->in_tx = 0;
 }
 
+int store_end(store_t *st, int rc)
+{
+    if (rc == 0)
+        rc = store_commit(st);
+    if (rc != 0)
+        store_rollback(st);
+    return rc;
+}
+
 int store_ping(store_t *st)
 {
     return store_run(st, "SELECT 1", 0, NULL, NULL);

@@ -35,11 +35,7 @@ int store_token_create(store_t *st, const uint8_t hash[STORE_HASH_LEN], int64_t 
                        "INSERT INTO one_time_tokens (token_hash, user_id, purpose, expires_at) "
                        "VALUES ($1, $2, $3, now() + make_interval(secs => $4::bigint))",
                        4, p, lengths);
-    if (rc == 0)
-        rc = store_commit(st);
-    if (rc != 0)
-        store_rollback(st);
-    return rc;
+    return store_end(st, rc);
 }
 
 /* Looks the token up: 0 + user id when usable, -ENOENT unknown (or another purpose), -ESTALE used, expired or

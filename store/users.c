@@ -140,11 +140,7 @@ int store_user_set_disabled(store_t *st, int64_t id, int disabled)
             rc = store_notify(st, payload);
         }
     }
-    if (rc == 0)
-        rc = store_commit(st);
-    if (rc != 0)
-        store_rollback(st);
-    return rc;
+    return store_end(st, rc);
 }
 
 int store_user_list(store_t *st, void (*cb)(void *ctx, const store_user_t *u, int has_password), void *ctx)
@@ -188,11 +184,7 @@ static int change_membership(store_t *st, int64_t user_id, const char *group, in
     } else if (rc == -ENOENT && adding && PQtransactionStatus(st->conn) == PQTRANS_INTRANS) {
         rc = 0; /* no row inserted, and no error: the user already was a member */
     }
-    if (rc == 0)
-        rc = store_commit(st);
-    if (rc != 0)
-        store_rollback(st);
-    return rc;
+    return store_end(st, rc);
 }
 
 int store_group_add_member(store_t *st, int64_t user_id, const char *group)
