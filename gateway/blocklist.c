@@ -49,9 +49,5 @@ struct st_pol_blocklist_t *gw_blocklist_load(const gw_config_t *conf, char *err,
         pol_blocklist_destroy(bl);
         return NULL;
     }
-    char c[24], w[24];
-    snprintf(c, sizeof(c), "%ld", common);
-    snprintf(w, sizeof(w), "%ld", words);
-    gw_log("info", "policy", "blocklist.loaded", "common_passwords", c, "dictionary_words", w, NULL);
     return bl;
 }

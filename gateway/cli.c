@@ -22,6 +22,7 @@
 #include <sodium.h>
 
 #include "gateway/internal.h"
+#include "policy/policy.h"
 
 #define DEFAULT_CONFIG   "/etc/portier/portier.yaml"
 #define USERNAME_MAX_LEN 64
@@ -182,6 +183,12 @@ static int cmd_check_config(cli_t *cli)
         rc = 1;
     }
     gw_templates_destroy(t);
+    pol_blocklist_t *bl = gw_blocklist_load(&cli->conf, err, sizeof(err));
+    if (bl == NULL) {
+        fprintf(stderr, "%s: login.blocklist / login.dictionary: %s\n", cli->config_path, err);
+        rc = 1;
+    }
+    pol_blocklist_destroy(bl);
     if (rc == 0)
         printf("%s: OK\n", cli->config_path);
     return rc;

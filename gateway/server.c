@@ -224,6 +224,9 @@ int gw_serve(gw_config_t *conf)
         gw_log("error", "gateway", "startup.failed", "reason", "blocklist", "detail", err, NULL);
         return 1;
     }
+    char entries[24];
+    snprintf(entries, sizeof(entries), "%zu", pol_blocklist_size(server.blocklist));
+    gw_log("info", "policy", "blocklist.loaded", "entries", entries, NULL);
     server.spray =
         gw_spray_create(conf->spray_max_usernames, conf->spray_window, conf->spray_block, conf->spray_same_password);
     if ((server.templates = gw_templates_load(conf->templates_dir, err, sizeof(err))) == NULL) {
