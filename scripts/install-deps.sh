@@ -23,7 +23,7 @@ demo_pkgs=(postgresql openssl curl python3)
 test_pkgs=(
     python3-jwt python3-cryptography python3-requests python3-pytest python3-pyotp python3-argon2 python3-h2 python3-aiosmtpd wamerican
     oathtool john-data chromium clang clang-format libclang-rt-14-dev valgrind wrk nginx-light
-    nghttp2-client
+    nghttp2-client zbar-tools imagemagick
 )
 
 case "$mode" in
