@@ -496,10 +496,15 @@ static void logout_run(gw_job_t *job, gw_worker_t *w)
     store_t *db = gw_worker_db(w);
     if (db == NULL)
         return;
-    int r = store_session_delete(db, j->hash);
-    if (r == 0) {
-        idp_audit(db, "session", "logout", "session", "success", j->source, NULL);
-        gw_log("info", "idp", "logout", "source", j->source, NULL);
+    /* name the user in the audit trail (the session row goes away with the logout) */
+    store_session_t sess = {0};
+    char who[320] = "user:(unknown)";
+    if (store_session_lookup(db, j->hash, &sess) == 0)
+        snprintf(who, sizeof(who), "user:%s", sess.user.username);
+    store_session_dispose(&sess);
+    if (store_session_delete(db, j->hash) == 0) {
+        idp_audit(db, who, "logout", who, "success", j->source, NULL);
+        gw_log("info", "idp", "logout", "user", who + 5, "source", j->source, NULL);
     }
 }
 

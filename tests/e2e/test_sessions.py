@@ -47,6 +47,9 @@ def test_logout_ends_the_session(portier):
     _, value, attrs = cookie_attributes(line)
     assert value == "" and (attrs.get("max-age") == "0" or "expires" in attrs), line
     assert refused(portier, cookie)
+    audit = portier.pg.psql("SELECT actor || '|' || target FROM audit_events WHERE action = 'logout'",
+                            dbname=portier.dbname).splitlines()
+    assert "user:mia|user:mia" in audit
 
 
 def test_logout_requires_post_with_csrf(portier):
