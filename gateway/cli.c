@@ -3,7 +3,8 @@
  *
  *   serve | check-config | migrate | version
  *   user invite NAME [--email E] [--name N] [--group G]...   prints a single-use setup link
- *   user disable NAME | user enable NAME | user list
+ *   user disable NAME | user enable NAME | user unlock NAME | user reset-password NAME | user reset-mfa NAME
+ *   user list
  *   group add USER GROUP | group remove USER GROUP
  *
  * The configuration file comes from -c/--config, else $PORTIER_CONFIG, else /etc/portier/portier.yaml. Every
@@ -51,6 +52,8 @@ static void usage(FILE *out)
                  "  user reset-password NAME       print a single-use password reset link (login.reset_ttl, 1 h);\n"
                  "                                 earlier links stop working; the administrator never sees\n"
                  "                                 or chooses the password\n"
+                 "  user reset-mfa NAME            remove the user's second factors and recovery codes and end\n"
+                 "                                 their sessions everywhere (they enrol again at next sign-in)\n"
                  "  user list                      list users (tab-separated)\n"
                  "  group add USER GROUP           add a user to a group\n"
                  "  group remove USER GROUP        remove a user from a group\n"
@@ -315,6 +318,26 @@ static int cmd_user_unlock(cli_t *cli, const char *username)
     return r == 0 ? 0 : 1;
 }
 
+static int cmd_user_reset_mfa(cli_t *cli, const char *username)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    store_user_t u = {0};
+    if (find_user(cli, username, &u) != 0)
+        return 1;
+    int r = store_mfa_remove(cli->db, u.id, 1);
+    if (r == 0) {
+        char target[96];
+        snprintf(target, sizeof(target), "user:%s", u.username);
+        audit(cli, "mfa.reset", target, NULL);
+        printf("%s: second factors and recovery codes removed; sessions ended\n", u.username);
+    } else {
+        fprintf(stderr, "portier: database error\n");
+    }
+    store_user_dispose(&u);
+    return r == 0 ? 0 : 1;
+}
+
 static int cmd_user_reset_password(cli_t *cli, const char *username)
 {
     if (open_db(cli) != 0)
@@ -404,6 +427,8 @@ int gw_cli_main(int argc, char **argv)
         rc = cmd_user_invite(&cli, argc - 2, argv + 2);
     } else if (strcmp(cmd, "user") == 0 && (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) && argc == 4) {
         rc = cmd_user_set_disabled(&cli, argv[3], strcmp(sub, "disable") == 0);
+    } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "reset-mfa") == 0 && argc == 4) {
+        rc = cmd_user_reset_mfa(&cli, argv[3]);
     } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "unlock") == 0 && argc == 4) {
         rc = cmd_user_unlock(&cli, argv[3]);
     } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "reset-password") == 0 && argc == 4) {
