@@ -55,8 +55,9 @@ async function submit(page, selector = '#submit') {
     const context = await launch(profile);
     const problems = [];
     const page = context.pages()[0] || (await context.newPage());
+    // CSP violations and script errors are console errors; failed loads (a favicon's 401) are not.
     page.on('console', (m) => {
-        if (m.type() === 'error')
+        if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
             problems.push(m.text());
     });
     try {
