@@ -462,3 +462,25 @@ def test_sha256_and_eight_digits_with_pyotp_and_oathtool(make_portier, backend, 
                           check=True).stdout.strip()
     assert len(code) == 8
     assert submit_code(p, {MFA_COOKIE: half}, code).status_code == 303
+
+
+def test_recovery_code_use_and_enrolment_are_notified_by_email(make_portier, tmp_path):
+    sink = harness.SmtpSink()
+    try:
+        p = make_portier(extra_yaml="smtp:\n  url: smtp://127.0.0.1:%d\n  from: portier@example.com\n" % sink.port)
+        cookie = p.setup("zoe", email="zoe@example.com")
+        otp, _, page = enrol(p, {SESSION_COOKIE: cookie}, tmp_path, via_qr=False)
+        r = confirm(p, {SESSION_COOKIE: cookie}, page, code_at(otp, fresh_step() - 1))
+        codes = recovery_codes(r)
+        assert sink.wait_for_messages(1)
+        _, half = password_step(p, "zoe")
+        assert submit_code(p, {MFA_COOKIE: half}, codes[3]).status_code == 303
+        msgs = sink.wait_for_messages(2)
+        assert msgs and len(msgs) == 2
+        bodies = [m.get_payload(decode=True).decode() for m in msgs]
+        assert all(m["To"] == "<zoe@example.com>" for m in msgs)
+        assert any("authenticator app was set up" in b for b in bodies)
+        assert any("recovery codes was used to sign in (9 left)" in b for b in bodies)
+        assert not any(c in b for c in codes for b in bodies)  # the codes themselves are never mailed
+    finally:
+        sink.stop()
