@@ -6,6 +6,7 @@
  *   user disable NAME | user enable NAME | user unlock NAME | user reset-password NAME | user reset-mfa NAME
  *   user list
  *   group add USER GROUP | group remove USER GROUP
+ *   audit verify | audit export [--after ID]
  *
  * The configuration file comes from -c/--config, else $PORTIER_CONFIG, else /etc/portier/portier.yaml. Every
  * command that changes data writes an audit event with the operator ("cli:<login name>") as actor.
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <sodium.h>
 
 #include "gateway/internal.h"
@@ -57,6 +59,8 @@ static void usage(FILE *out)
                  "  user list                      list users (tab-separated)\n"
                  "  group add USER GROUP           add a user to a group\n"
                  "  group remove USER GROUP        remove a user from a group\n"
+                 "  audit verify                   check every audit event's MAC and the chain linking them\n"
+                 "  audit export [--after ID]      print audit events as JSON lines (for a SIEM)\n"
                  "  version                        print the version\n"
                  "\n"
                  "The configuration is read from -c FILE, $PORTIER_CONFIG, or " DEFAULT_CONFIG ".\n");
@@ -397,6 +401,74 @@ static int cmd_group(cli_t *cli, int add, const char *username, const char *grou
     return r == 0 ? 0 : 1;
 }
 
+static int cmd_audit_verify(cli_t *cli)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    store_audit_verify_t v;
+    if (store_audit_verify(cli->db, &v) != 0) {
+        fprintf(stderr, "portier: database error\n");
+        return 1;
+    }
+    if (v.bad_id != 0) {
+        fprintf(stderr, "portier: audit trail damaged at event %lld: %s (%llu events before it verified)\n",
+                (long long)v.bad_id, v.reason, (unsigned long long)v.verified);
+        return 1;
+    }
+    printf("audit trail OK: %llu events verified", (unsigned long long)v.verified);
+    if (v.unkeyed != 0)
+        printf(", %llu written without a key (not covered)", (unsigned long long)v.unkeyed);
+    if (v.verified != 0)
+        printf("; head: event %lld mac %s", (long long)v.head_id, v.head_mac);
+    printf("\n");
+    return 0;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s != NULL ? json_string(s) : json_null();
+}
+
+static int print_event(void *ctx, const store_audit_row_t *r)
+{
+    json_t *details = r->ev.details != NULL ? json_loads(r->ev.details, 0, NULL) : json_null();
+    json_t *o = json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)r->id, "at", r->at,
+                          "actor", str_or_null(r->ev.actor), "action", str_or_null(r->ev.action), "target",
+                          str_or_null(r->ev.target), "outcome", str_or_null(r->ev.outcome), "source_addr",
+                          str_or_null(r->ev.source_addr), "request_id", str_or_null(r->ev.request_id), "details",
+                          details != NULL ? details : json_null(), "mac", str_or_null(r->mac_hex));
+    char *line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (line == NULL)
+        return -ENOMEM;
+    int ok = puts(line) >= 0;
+    free(line);
+    return ok ? 0 : -EIO;
+}
+
+static int cmd_audit_export(cli_t *cli, int argc, char **argv)
+{
+    long long after = 0;
+    if (argc == 5 && strcmp(argv[3], "--after") == 0) {
+        char *end;
+        after = strtoll(argv[4], &end, 10);
+        if (*end != '\0' || after < 0) {
+            fprintf(stderr, "portier: --after takes an event id\n");
+            return 2;
+        }
+    } else if (argc != 3) {
+        usage(stderr);
+        return 2;
+    }
+    if (open_db(cli) != 0)
+        return 1;
+    if (store_audit_export(cli->db, after, print_event, NULL) != 0 || fflush(stdout) != 0) {
+        fprintf(stderr, "portier: export failed\n");
+        return 1;
+    }
+    return 0;
+}
+
 int gw_cli_main(int argc, char **argv)
 {
     cli_t cli = {0};
@@ -435,6 +507,10 @@ int gw_cli_main(int argc, char **argv)
         rc = cmd_user_reset_password(&cli, argv[3]);
     } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "list") == 0 && argc == 3) {
         rc = cmd_user_list(&cli);
+    } else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "verify") == 0 && argc == 3) {
+        rc = cmd_audit_verify(&cli);
+    } else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "export") == 0) {
+        rc = cmd_audit_export(&cli, argc, argv);
     } else if (strcmp(cmd, "group") == 0 && (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0) && argc == 5) {
         rc = cmd_group(&cli, strcmp(sub, "add") == 0, argv[3], argv[4]);
     } else {

@@ -200,6 +200,28 @@ typedef struct st_store_audit_event_t {
 } store_audit_event_t;
 int store_audit_append(store_t *st, const store_audit_event_t *ev) __attribute__((warn_unused_result));
 
+/* Reading the trail back (`portier audit verify|export`). */
+typedef struct st_store_audit_row_t {
+    int64_t id;
+    const char *at; /* UTC, microseconds, as covered by the mac */
+    store_audit_event_t ev;
+    const char *mac_hex; /* NULL when written without a key */
+} store_audit_row_t;
+typedef struct st_store_audit_verify_t {
+    uint64_t verified; /* rows whose mac and chain link checked out */
+    uint64_t unkeyed;  /* rows written without a key (not covered) */
+    int64_t head_id;   /* the last verified row: record it elsewhere to detect a truncated tail later */
+    char head_mac[65];
+    int64_t bad_id;     /* first row that fails, 0 when none */
+    const char *reason; /* why (static text), NULL when none */
+} store_audit_verify_t;
+/* Recomputes every row's mac with this store's key and checks each link of the chain. 0 (then out->bad_id tells
+ * whether a row failed), -EINVAL without a key, -EIO. */
+int store_audit_verify(store_t *st, store_audit_verify_t *out) __attribute__((warn_unused_result));
+/* Calls cb for each row with id > after, in order (strings valid during the call); a non-zero return stops. */
+int store_audit_export(store_t *st, int64_t after, int (*cb)(void *ctx, const store_audit_row_t *row), void *ctx)
+    __attribute__((warn_unused_result));
+
 /* Revocation listener connection: LISTEN on STORE_NOTIFY_CHANNEL, then wait. */
 int store_listen(store_t *st) __attribute__((warn_unused_result));
 /* Waits up to timeout_ms for notifications; calls cb for each payload. Returns 0, or -EIO when the connection
