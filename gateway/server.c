@@ -21,6 +21,7 @@
 
 #include "gateway/internal.h"
 #include "idp/idp.h"
+#include "scim/scim.h"
 #include "policy/policy.h"
 
 #define GRACEFUL_STOP_MS 3000
@@ -134,6 +135,7 @@ static void setup_globalconf(gw_server_t *server, h2o_access_log_filehandle_t *a
 
     gw_endpoints_register(server, host);
     idp_register(server, host);
+    scim_register(server, host, idp_provisioned_password);
     /* Longest prefix first: h2o picks the first registered path that matches. Routes keep their config index
      * (metrics and JWT slots), so sort a copy of the indices. */
     size_t *order = malloc(conf->num_routes * sizeof(*order));

@@ -280,20 +280,18 @@ static int notify_members(store_t *st, const char *gid)
     return store_run(st, "SELECT pg_notify($1, 'user:' || user_id) FROM group_members WHERE group_id = $2", 2, p, NULL);
 }
 
-int store_scim_group_update(store_t *st, int64_t id, const char *name, const char *external_id)
+int store_scim_group_update(store_t *st, int64_t id, const char *name, const char *external_id, int renamed)
 {
     char idstr[STORE_I64_LEN];
     store_i64(idstr, id);
     const char *p[] = {idstr, name, external_id};
     int rc = store_begin(st);
-    if (rc == 0 && name != NULL)
+    if (rc == 0)
         rc = store_run_one(st,
                            "UPDATE groups SET name = $2, external_id = $3, updated_at = now(), version = version + 1 "
                            "WHERE id = $1",
                            3, p, NULL);
-    else if (rc == 0)
-        rc = store_run_one(st, "UPDATE groups SET updated_at = now(), version = version + 1 WHERE id = $1", 1, p, NULL);
-    if (rc == 0 && name != NULL)
+    if (rc == 0 && renamed)
         rc = notify_members(st, idstr);
     return store_end(st, rc);
 }

@@ -197,9 +197,9 @@ int store_scim_group_get(store_t *st, int64_t id, int lock, int with_members, st
     __attribute__((warn_unused_result));
 int store_scim_group_insert(store_t *st, const char *name, const char *external_id, int64_t *id)
     __attribute__((warn_unused_result));
-/* Sets name and externalId and bumps version (also after member changes: touch = name NULL keeps it). A rename
- * NOTIFYs every member (their identity header carries the group name). */
-int store_scim_group_update(store_t *st, int64_t id, const char *name, const char *external_id)
+/* Sets name and externalId and bumps version (also after member changes). renamed: NOTIFY every member (their
+ * identity header carries the group name). */
+int store_scim_group_update(store_t *st, int64_t id, const char *name, const char *external_id, int renamed)
     __attribute__((warn_unused_result));
 int store_scim_group_delete(store_t *st, int64_t id) __attribute__((warn_unused_result));
 /* One membership row each, NOTIFY "user:<id>" when it changed; *changed = 1 when it did. add: -ENOENT when the
