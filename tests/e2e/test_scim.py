@@ -31,7 +31,7 @@ class Scim:
             h["Content-Type"] = SCIM_JSON
         h.update(headers or {})
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        return self.s.request(method, self.p.url("/scim/v2" + path), data=data, headers=h, timeout=30,
+        return self.s.request(method, self.p.url("/scim/v2" + path), data=data, headers=h, timeout=30, verify=False,
                               allow_redirects=False, **kw)
 
     def get(self, path, **kw):
