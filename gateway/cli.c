@@ -384,8 +384,7 @@ static int cmd_group(cli_t *cli, int add, const char *username, const char *grou
 static int cmd_scim_token_create(cli_t *cli, const char *name)
 {
     if (!valid_username(name)) {
-        fprintf(stderr, "portier: invalid token name (1-%d characters: letters, digits, . _ - @)\n",
-                USERNAME_MAX_LEN);
+        fprintf(stderr, "portier: invalid token name (1-%d characters: letters, digits, . _ - @)\n", USERNAME_MAX_LEN);
         return 2;
     }
     if (open_db(cli) != 0)

@@ -65,8 +65,9 @@ static json_t *changes_json(changes_t *ch)
 static int64_t member_id(scim_ctx_t *c, json_t *m)
 {
     json_t *v = json_is_object(m) ? json_object_get(m, "value") : m;
-    int64_t id = json_is_string(v) ? scim_parse_id(json_string_value(v)) : json_is_integer(v) ? json_integer_value(v)
-                                                                                             : -1;
+    int64_t id = json_is_string(v)    ? scim_parse_id(json_string_value(v))
+                 : json_is_integer(v) ? json_integer_value(v)
+                                      : -1;
     if (id <= 0)
         scim_error(c->resp, 400, "invalidValue", "a member needs a value that is the id of a user");
     return id;
@@ -189,8 +190,8 @@ void scim_group_create(scim_ctx_t *c, json_t *body)
     rc = store_tx_begin(c->db);
     if (rc == 0)
         rc = store_scim_group_insert(c->db, name, ext, &gid);
-    if (rc == 0 && json_object_get(n, "members") != NULL && (rc = add_members(c, gid, json_object_get(n, "members"),
-                                                                             &ch)) == -EINVAL)
+    if (rc == 0 && json_object_get(n, "members") != NULL &&
+        (rc = add_members(c, gid, json_object_get(n, "members"), &ch)) == -EINVAL)
         responded = 1;
     if (rc == 0) {
         group_target(target, sizeof(target), name);

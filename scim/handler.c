@@ -106,12 +106,21 @@ static void set_header(h2o_req_t *req, const char *name, const char *value)
 
 static void send_response(h2o_req_t *req, scim_response_t *r)
 {
-    static const char *const reasons[][2] = {
-        {"200", "OK"},           {"201", "Created"},           {"204", "No Content"},   {"304", "Not Modified"},
-        {"400", "Bad Request"},  {"401", "Unauthorized"},      {"403", "Forbidden"},    {"404", "Not Found"},
-        {"405", "Not Allowed"},  {"409", "Conflict"},          {"412", "Precondition Failed"},
-        {"413", "Too Large"},    {"500", "Internal Error"},    {"501", "Not Implemented"},
-        {"503", "Unavailable"}};
+    static const char *const reasons[][2] = {{"200", "OK"},
+                                             {"201", "Created"},
+                                             {"204", "No Content"},
+                                             {"304", "Not Modified"},
+                                             {"400", "Bad Request"},
+                                             {"401", "Unauthorized"},
+                                             {"403", "Forbidden"},
+                                             {"404", "Not Found"},
+                                             {"405", "Not Allowed"},
+                                             {"409", "Conflict"},
+                                             {"412", "Precondition Failed"},
+                                             {"413", "Too Large"},
+                                             {"500", "Internal Error"},
+                                             {"501", "Not Implemented"},
+                                             {"503", "Unavailable"}};
     char code[8];
     snprintf(code, sizeof(code), "%d", r->status);
     req->res.status = r->status;
@@ -165,8 +174,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     j->method = dup_iovec(req->method);
     j->path = dup_iovec(h2o_iovec_init(path.base + sizeof(SCIM_PREFIX) - 1, path.len - (sizeof(SCIM_PREFIX) - 1)));
     if (req->query_at != SIZE_MAX)
-        j->query = dup_iovec(
-            h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1));
+        j->query = dup_iovec(h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1));
     if (req->entity.base != NULL && req->entity.len != 0) {
         j->body_len = req->entity.len;
         j->body = dup_iovec(req->entity);
@@ -218,7 +226,8 @@ static void invite(void *ctx, store_t *db, int64_t user_id, const char *username
                                   .action = "user.setup_link_issued",
                                   .target = target,
                                   .outcome = sent ? "success" : "failure",
-                                  .details = sent ? "{\"via\":\"email\",\"by\":\"scim\"}" : "{\"reason\":\"mail_failed\"}"};
+                                  .details =
+                                      sent ? "{\"via\":\"email\",\"by\":\"scim\"}" : "{\"reason\":\"mail_failed\"}"};
         if (store_audit_append(db, &ev) != 0)
             gw_log("error", "audit", "append_failed", "action", ev.action, NULL);
         sodium_memzero(body, strlen(body));

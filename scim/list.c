@@ -278,8 +278,8 @@ void scim_list(scim_ctx_t *c, int type, json_t *search)
         if (rc == -EINVAL && type == -1) /* /.search over both: a type without the attribute matches nothing */
             continue;
         if (rc == -EINVAL) {
-            scim_error(c->resp, 400, sort_by != NULL && strstr(err, "sortBy") != NULL ? "invalidValue" : "invalidFilter",
-                       "%s", err);
+            scim_error(c->resp, 400,
+                       sort_by != NULL && strstr(err, "sortBy") != NULL ? "invalidValue" : "invalidFilter", "%s", err);
             goto done;
         }
         if (rc != 0) {
@@ -293,8 +293,7 @@ void scim_list(scim_ctx_t *c, int type, json_t *search)
     size_t got = json_array_size(page.resources);
     scim_send(c->resp, 200,
               json_pack("{s:[s], s:I, s:I, s:I, s:O}", "schemas", SCIM_URN_LIST, "totalResults", (json_int_t)total,
-                        "startIndex", (json_int_t)start, "itemsPerPage", (json_int_t)got, "Resources",
-                        page.resources));
+                        "startIndex", (json_int_t)start, "itemsPerPage", (json_int_t)got, "Resources", page.resources));
 done:
     json_decref(page.resources);
     scim_filter_free(filter);

@@ -16,7 +16,7 @@
 
 #include "scim/internal.h"
 
-#define ERR(e, st, type, ...)                                                                                         \
+#define ERR(e, st, type, ...)                                                                                          \
     do {                                                                                                               \
         (e)->status = (st);                                                                                            \
         (e)->scim_type = (type);                                                                                       \
@@ -294,8 +294,8 @@ static int apply_path(json_t *res, const char *op, const scim_path_t *path, json
             {
                 for (size_t j = 0; j < json_array_size(arr);) {
                     json_t *have = json_array_get(arr, j);
-                    if (json_equal(have, v) || (json_is_object(v) && json_equal(json_object_get(have, "value"),
-                                                                                json_object_get(v, "value"))))
+                    if (json_equal(have, v) ||
+                        (json_is_object(v) && json_equal(json_object_get(have, "value"), json_object_get(v, "value"))))
                         json_array_remove(arr, j);
                     else
                         ++j;

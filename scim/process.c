@@ -176,8 +176,8 @@ static void meta(json_t *o, const char *type, const char *base, const char *plur
     snprintf(location, sizeof(location), "%s/%s/%lld", base, plural, (long long)id);
     scim_etag(etag, sizeof(etag), version);
     json_object_set_new(o, "meta",
-                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "resourceType", type, "created", created,
-                                  "lastModified", modified, "location", location, "version", etag));
+                        json_pack("{s:s, s:s, s:s, s:s, s:s}", "resourceType", type, "created", created, "lastModified",
+                                  modified, "location", location, "version", etag));
 }
 
 /* The attributes a client may change (no id/meta/groups), for PATCH and for audit diffs. */
@@ -241,8 +241,8 @@ static const char *primary_email(json_t *n)
 }
 
 /* Fills a write from a normalised user; doc (malloc'd) and display (pool of size len) are the caller's. */
-int scim_user_write(scim_ctx_t *c, json_t *n, int default_active, store_scim_user_write_t *w, char **doc,
-                    char *display, size_t len)
+int scim_user_write(scim_ctx_t *c, json_t *n, int default_active, store_scim_user_write_t *w, char **doc, char *display,
+                    size_t len)
 {
     const char *username = json_string_value(json_object_get(n, "userName"));
     if (username == NULL || username[0] == '\0') {
@@ -467,8 +467,7 @@ void scim_user_modify(scim_ctx_t *c, int64_t id, json_t *body, int is_patch)
         json_object_del(after, "password");
         redact_password(after, n);
         target_of(target, sizeof(target), w.username);
-        json_t *extra = u.disabled != w.disabled ? json_pack("{s:s}", "sessions", w.disabled ? "ended" : "none")
-                                                 : NULL;
+        json_t *extra = u.disabled != w.disabled ? json_pack("{s:s}", "sessions", w.disabled ? "ended" : "none") : NULL;
         rc = scim_audit(c, is_patch ? "scim.user.patch" : "scim.user.replace", target, before, after, extra);
         json_decref(after);
     }

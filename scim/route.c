@@ -102,8 +102,7 @@ static void discovery(scim_ctx_t *c, const char *what, const char *id)
         return method_not_allowed(c);
     if (strcmp(what, "ServiceProviderConfig") == 0 && id == NULL) {
         o = scim_service_provider_config_json(base);
-        json_object_set_new(json_object_get(o, "changePassword"), "supported",
-                            json_boolean(c->set->accept_passwords));
+        json_object_set_new(json_object_get(o, "changePassword"), "supported", json_boolean(c->set->accept_passwords));
     } else if (strcmp(what, "Schemas") == 0) {
         if (id == NULL)
             o = scim_schemas_json(base);
@@ -171,8 +170,8 @@ void scim_process(store_t *db, const scim_settings_t *settings, const scim_reque
 {
     scim_ctx_t c = {.db = db, .set = settings, .req = req, .resp = resp};
     memset(resp, 0, sizeof(*resp));
-    char *attrs = scim_query_param(req->query, "attributes"), *excl = scim_query_param(req->query,
-                                                                                        "excludedAttributes");
+    char *attrs = scim_query_param(req->query, "attributes"),
+         *excl = scim_query_param(req->query, "excludedAttributes");
     c.attributes = attrs;
     c.excluded = excl;
     scim_dispatch(&c, 0);

@@ -9,16 +9,18 @@
 
 #include "scim/internal.h"
 
-#define END {NULL, 0, 0, NULL, NULL}
+#define END                                                                                                            \
+    {                                                                                                                  \
+        NULL, 0, 0, NULL, NULL                                                                                         \
+    }
 
-static const scim_attr_t name_subs[] = {
-    {"formatted", SCIM_T_STRING, 0, NULL, "The full name."},
-    {"familyName", SCIM_T_STRING, 0, NULL, "The family name."},
-    {"givenName", SCIM_T_STRING, 0, NULL, "The given name."},
-    {"middleName", SCIM_T_STRING, 0, NULL, "The middle name(s)."},
-    {"honorificPrefix", SCIM_T_STRING, 0, NULL, "The honorific prefix."},
-    {"honorificSuffix", SCIM_T_STRING, 0, NULL, "The honorific suffix."},
-    END};
+static const scim_attr_t name_subs[] = {{"formatted", SCIM_T_STRING, 0, NULL, "The full name."},
+                                        {"familyName", SCIM_T_STRING, 0, NULL, "The family name."},
+                                        {"givenName", SCIM_T_STRING, 0, NULL, "The given name."},
+                                        {"middleName", SCIM_T_STRING, 0, NULL, "The middle name(s)."},
+                                        {"honorificPrefix", SCIM_T_STRING, 0, NULL, "The honorific prefix."},
+                                        {"honorificSuffix", SCIM_T_STRING, 0, NULL, "The honorific suffix."},
+                                        END};
 static const scim_attr_t plural_subs[] = {{"value", SCIM_T_STRING, 0, NULL, "The value."},
                                           {"display", SCIM_T_STRING, 0, NULL, "A human-readable name."},
                                           {"type", SCIM_T_STRING, 0, NULL, "A label, e.g. work or home."},
@@ -70,14 +72,13 @@ static const scim_attr_t manager_subs[] = {
     {"$ref", SCIM_T_REFERENCE, 0, NULL, "The URI of the manager."},
     {"displayName", SCIM_T_STRING, SCIM_F_READ_ONLY, NULL, "The manager's displayName."},
     END};
-static const scim_attr_t enterprise_attrs[] = {
-    {"employeeNumber", SCIM_T_STRING, 0, NULL, "Employee number."},
-    {"costCenter", SCIM_T_STRING, 0, NULL, "Cost centre."},
-    {"organization", SCIM_T_STRING, 0, NULL, "Organisation."},
-    {"division", SCIM_T_STRING, 0, NULL, "Division."},
-    {"department", SCIM_T_STRING, 0, NULL, "Department."},
-    {"manager", SCIM_T_COMPLEX, 0, manager_subs, "The user's manager."},
-    END};
+static const scim_attr_t enterprise_attrs[] = {{"employeeNumber", SCIM_T_STRING, 0, NULL, "Employee number."},
+                                               {"costCenter", SCIM_T_STRING, 0, NULL, "Cost centre."},
+                                               {"organization", SCIM_T_STRING, 0, NULL, "Organisation."},
+                                               {"division", SCIM_T_STRING, 0, NULL, "Division."},
+                                               {"department", SCIM_T_STRING, 0, NULL, "Department."},
+                                               {"manager", SCIM_T_COMPLEX, 0, manager_subs, "The user's manager."},
+                                               END};
 
 static const scim_attr_t member_subs[] = {{"value", SCIM_T_STRING, SCIM_F_IMMUTABLE, NULL, "The id of the user."},
                                           {"$ref", SCIM_T_REFERENCE, SCIM_F_IMMUTABLE, NULL, "The URI of the user."},
@@ -273,11 +274,11 @@ static json_t *attr_json(const scim_attr_t *a)
                       : (a->flags & SCIM_F_IMMUTABLE)  ? "immutable"
                                                        : "readWrite";
     const char *ret = (a->flags & SCIM_F_WRITE_ONLY) ? "never" : "default";
-    json_t *o = json_pack("{s:s, s:s, s:b, s:s, s:b, s:b, s:s, s:s, s:s}", "name", a->name, "type", type_name(a->type),
-                          "multiValued", (a->flags & SCIM_F_MULTI) != 0, "description", a->description, "required",
-                          (a->flags & SCIM_F_REQUIRED) != 0, "caseExact", (a->flags & SCIM_F_CASE_EXACT) != 0,
-                          "mutability", mut, "returned", ret, "uniqueness",
-                          (a->flags & SCIM_F_UNIQUE) ? "server" : "none");
+    json_t *o =
+        json_pack("{s:s, s:s, s:b, s:s, s:b, s:b, s:s, s:s, s:s}", "name", a->name, "type", type_name(a->type),
+                  "multiValued", (a->flags & SCIM_F_MULTI) != 0, "description", a->description, "required",
+                  (a->flags & SCIM_F_REQUIRED) != 0, "caseExact", (a->flags & SCIM_F_CASE_EXACT) != 0, "mutability",
+                  mut, "returned", ret, "uniqueness", (a->flags & SCIM_F_UNIQUE) ? "server" : "none");
     if (a->type == SCIM_T_REFERENCE)
         json_object_set_new(o, "referenceTypes", json_pack("[s, s]", "external", "uri"));
     if (a->subs != NULL) {
@@ -343,10 +344,10 @@ json_t *scim_service_provider_config_json(const char *base_url)
                      "s:[{s:s, s:s, s:s, s:b}], s:{s:s, s:s}}",
                      "schemas", "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig", "documentationUri",
                      "https://github.com/portier/portier#scim", "patch", "supported", 1, "bulk", "supported", 1,
-                     "maxOperations", SCIM_BULK_MAX_OPS, "maxPayloadSize", SCIM_BULK_MAX_BYTES, "filter",
-                     "supported", 1, "maxResults", SCIM_MAX_RESULTS, "changePassword", "supported", 0, "sort",
-                     "supported", 1, "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken",
-                     "name", "Bearer token", "description",
-                     "A token made with `portier scim-token create NAME`, sent as Authorization: Bearer", "primary",
-                     1, "meta", "resourceType", "ServiceProviderConfig", "location", location);
+                     "maxOperations", SCIM_BULK_MAX_OPS, "maxPayloadSize", SCIM_BULK_MAX_BYTES, "filter", "supported",
+                     1, "maxResults", SCIM_MAX_RESULTS, "changePassword", "supported", 0, "sort", "supported", 1,
+                     "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken", "name",
+                     "Bearer token", "description",
+                     "A token made with `portier scim-token create NAME`, sent as Authorization: Bearer", "primary", 1,
+                     "meta", "resourceType", "ServiceProviderConfig", "location", location);
 }

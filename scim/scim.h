@@ -18,23 +18,23 @@
 
 #include "store/store.h"
 
-#define SCIM_URN_USER        "urn:ietf:params:scim:schemas:core:2.0:User"
-#define SCIM_URN_GROUP       "urn:ietf:params:scim:schemas:core:2.0:Group"
-#define SCIM_URN_ENTERPRISE  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-#define SCIM_URN_ERROR       "urn:ietf:params:scim:api:messages:2.0:Error"
-#define SCIM_URN_LIST        "urn:ietf:params:scim:api:messages:2.0:ListResponse"
-#define SCIM_URN_PATCH       "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-#define SCIM_URN_SEARCH      "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
-#define SCIM_URN_BULK_REQ    "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-#define SCIM_URN_BULK_RESP   "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
-#define SCIM_FILTER_MAX_LEN  1024 /* bytes of one filter */
-#define SCIM_FILTER_MAX_DEPTH 8   /* nesting of parentheses, not and value paths */
-#define SCIM_MAX_RESULTS     200  /* page size cap (count) */
-#define SCIM_BULK_MAX_OPS    1000
-#define SCIM_BULK_MAX_BYTES  (1024 * 1024)
-#define SCIM_MAX_BODY        (1024 * 1024) /* any other request body */
-#define SCIM_TOKEN_BYTES     32            /* 256-bit bearer tokens */
-#define SCIM_TOKEN_NAME_MAX  64
+#define SCIM_URN_USER         "urn:ietf:params:scim:schemas:core:2.0:User"
+#define SCIM_URN_GROUP        "urn:ietf:params:scim:schemas:core:2.0:Group"
+#define SCIM_URN_ENTERPRISE   "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+#define SCIM_URN_ERROR        "urn:ietf:params:scim:api:messages:2.0:Error"
+#define SCIM_URN_LIST         "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+#define SCIM_URN_PATCH        "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+#define SCIM_URN_SEARCH       "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+#define SCIM_URN_BULK_REQ     "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+#define SCIM_URN_BULK_RESP    "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
+#define SCIM_FILTER_MAX_LEN   1024 /* bytes of one filter */
+#define SCIM_FILTER_MAX_DEPTH 8    /* nesting of parentheses, not and value paths */
+#define SCIM_MAX_RESULTS      200  /* page size cap (count) */
+#define SCIM_BULK_MAX_OPS     1000
+#define SCIM_BULK_MAX_BYTES   (1024 * 1024)
+#define SCIM_MAX_BODY         (1024 * 1024) /* any other request body */
+#define SCIM_TOKEN_BYTES      32            /* 256-bit bearer tokens */
+#define SCIM_TOKEN_NAME_MAX   64
 
 /* ---- filter.c: filters and PATCH paths (attacker input; bounded, no recursion beyond the depth limit) ---- */
 /* Parses a filter into a tree (free with scim_filter_free). 0, or -EINVAL with a message for invalidFilter. */
@@ -70,15 +70,15 @@ typedef struct st_scim_settings_t {
 } scim_settings_t;
 
 typedef struct st_scim_request_t {
-    const char *method;    /* "GET", ... */
-    const char *path;      /* below /scim/v2, e.g. "/Users/12" (no query) */
-    const char *query;     /* raw query string without '?', or NULL */
-    const char *body;      /* may be NULL */
+    const char *method; /* "GET", ... */
+    const char *path;   /* below /scim/v2, e.g. "/Users/12" (no query) */
+    const char *query;  /* raw query string without '?', or NULL */
+    const char *body;   /* may be NULL */
     size_t body_len;
-    const char *if_match;  /* header values or NULL */
+    const char *if_match; /* header values or NULL */
     const char *if_none_match;
-    const char *actor;     /* "scim:<token name>" */
-    const char *source;    /* client address */
+    const char *actor;  /* "scim:<token name>" */
+    const char *source; /* client address */
 } scim_request_t;
 
 typedef struct st_scim_response_t {
