@@ -64,7 +64,11 @@ static json_t *changes_json(changes_t *ch)
 /* A member reference: {"value": "<user id>"} (or a bare id). -1 with the response set. */
 static int64_t member_id(scim_ctx_t *c, json_t *m)
 {
-    json_t *v = json_is_object(m) ? json_object_get(m, "value") : m;
+    json_t *v = json_is_object(m) ? json_object_get(m, "value") : m, *type = json_object_get(m, "type");
+    if (json_is_string(type) && strcasecmp(json_string_value(type), "User") != 0) {
+        scim_error(c->resp, 400, "invalidValue", "members are users: nested groups are not supported");
+        return -1;
+    }
     int64_t id = json_is_string(v)    ? scim_parse_id(json_string_value(v))
                  : json_is_integer(v) ? json_integer_value(v)
                                       : -1;

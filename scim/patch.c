@@ -338,7 +338,8 @@ static int apply_no_path(json_t *res, const char *op, json_t *value, scim_error_
     json_t *v;
     json_object_foreach(value, k, v)
     {
-        if (strcasecmp(k, "schemas") == 0)
+        /* Okta may echo "id" (and clients "schemas"/"meta") in a path-less value: read-only, ignored */
+        if (strcasecmp(k, "schemas") == 0 || strcasecmp(k, "id") == 0 || strcasecmp(k, "meta") == 0)
             continue;
         if (strcasecmp(k, SCIM_URN_ENTERPRISE) == 0 && json_is_object(v)) {
             /* {"urn:...:User": {"department": "x"}}: each attribute of the extension */

@@ -671,3 +671,85 @@ def test_group_change_reaches_the_identity_header_without_a_new_login(pair):
     assert harness.wait_for(lambda: two.proxied("/admin/x", cookie).status_code == 403, timeout=5, interval=0.02)
     # the session itself survived: group changes do not log anyone out
     assert two.proxied("/x", cookie).status_code == 200
+
+
+# ---- passwords (scim.accept_passwords) and invitations ----
+
+@pytest.fixture(scope="module")
+def smtp():
+    sink = harness.SmtpSink()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="module")
+def with_passwords(make_portier, smtp):
+    mail = "smtp:\n  url: smtp://127.0.0.1:%d\n  from: portier@example.com\n" % smtp.port
+    p = make_portier(extra_yaml=mail + "scim:\n  accept_passwords: true\n")
+    return p, Scim(p, make_token(p, "hr"))
+
+
+def test_accepted_passwords_go_through_the_policy_and_are_never_returned(with_passwords):
+    p, client = with_passwords
+    before = db_snapshot(p)
+    weak = harness.register_secret("tooshort7")
+    body = assert_error(client.post("/Users", {"schemas": [USER], "userName": "pw.weak", "password": weak}), 400,
+                       "invalidValue")
+    assert "password" in body["detail"]
+    assert db_snapshot(p) == before
+    good = harness.register_secret("violet harbour lamps at 6 dawn")
+    r = client.post("/Users", {"schemas": [USER], "userName": "pw.good", "password": good})
+    assert r.status_code == 201 and "password" not in r.json() and good not in r.text
+    assert client.get(r.headers["Location"][len(p.base) + len("/scim/v2"):]).json().get("password") is None
+    assert p.login("pw.good", good).status_code == 303
+    details = p.pg.psql("SELECT details::text FROM audit_events WHERE action = 'scim.user.create' AND target = "
+                        "'user:pw.good'", dbname=p.dbname)
+    assert '"password": "[redacted]"' in details and good not in details
+    # a new password through PATCH ends the user's sessions
+    cookie = p.login("pw.good", good).cookies[harness.SESSION_COOKIE]
+    assert p.proxied("/x", cookie).status_code == 200
+    newer = harness.register_secret("amber meadow kites 42 drift slowly")
+    uid = r.json()["id"]
+    assert client.patch("/Users/" + uid, [{"op": "replace", "path": "password", "value": newer}]).status_code == 200
+    assert p.proxied("/x", cookie).status_code == 401
+    assert p.login("pw.good", newer).status_code == 303
+    assert client.get("/ServiceProviderConfig").json()["changePassword"]["supported"] is True
+
+
+def test_scim_created_user_is_invited_by_mail(with_passwords, smtp):
+    p, client = with_passwords
+    before = len(smtp.messages())
+    client.create_user("invitee", emails=[{"value": "invitee@example.com", "type": "work", "primary": True}])
+    msgs = smtp.wait_for_messages(before + 1)
+    assert msgs
+    [mail] = [m for m in msgs if m["To"] == "<invitee@example.com>"]
+    body = mail.get_payload(decode=True).decode()
+    import re
+    link = re.search(r"(https://\S+/setup\?token=\S+)", body).group(1)
+    token = harness.register_secret(link.split("token=")[1])
+    harness.register_secret(link)
+    pw = harness.register_secret("copper lantern rivers 88 hum")
+    page = p.get("/setup?token=" + token)
+    assert page.status_code == 200
+    c = harness.form_value(page.text, "csrf")
+    r = p.post("/setup", {"token": token, "csrf": c, "password": pw, "password_confirm": pw},
+               cookies={harness.CSRF_COOKIE: c})
+    assert r.status_code == 303
+    assert p.login("invitee", pw).status_code == 303
+
+
+def test_without_mail_the_operator_issues_the_invitation(portier, scim):
+    scim.create_user("cli.invitee", emails=[{"value": "cli.invitee@example.com"}])
+    link, token = portier.invite("cli.invitee")
+    assert "/setup?token=" in link
+    assert portier.get("/setup?token=" + token).status_code == 200
+
+
+def test_okta_pathless_replace_with_id_and_nested_groups_refused(scim):
+    u = scim.create_user("okta.echo")
+    r = scim.patch("/Users/" + u["id"], [{"op": "replace", "value": {"id": u["id"], "active": False}}])
+    assert r.status_code == 200 and r.json()["active"] is False
+    g = scim.create_group("Outer")
+    assert_error(scim.patch("/Groups/" + g["id"], [{"op": "add", "path": "members",
+                                                    "value": [{"value": g["id"], "type": "Group"}]}]), 400,
+                 "invalidValue")
