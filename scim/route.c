@@ -261,8 +261,8 @@ static json_t *bulk_one(scim_ctx_t *c, json_t *op, json_t *map, int *failed)
     json_t *copy = data != NULL ? json_deep_copy(data) : NULL;
     const char *missing = NULL;
     if (copy != NULL && resolve_refs(copy, map, &missing) != 0) {
-        json_decref(copy);
         scim_error(&resp, 409, "invalidValue", "bulkId %.64s is not defined by an earlier operation", missing);
+        json_decref(copy); /* missing points into it */
         goto done;
     }
     body = copy != NULL ? json_dumps(copy, JSON_COMPACT) : NULL;
