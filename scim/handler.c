@@ -15,6 +15,7 @@
 #include "gateway/gateway.h"
 #include "scim/internal.h"
 
+#define SCIM_ROOT         "/scim" /* every version lands here; only v2 is served (others: invalidVers) */
 #define SCIM_PREFIX       "/scim/v2"
 #define AUTH_SCHEME       "bearer "
 #define TOKEN_MAX_LEN     256
@@ -31,7 +32,7 @@ typedef struct st_scim_job_t {
     gw_job_t super;
     scim_handler_t *handler;
     uint8_t token_hash[STORE_HASH_LEN];
-    int has_token;
+    int has_token, version_mismatch;
     char *method, *path, *query, *body, *if_match, *if_none_match;
     size_t body_len;
     char source[64];
@@ -84,6 +85,8 @@ static void scim_run(gw_job_t *job, gw_worker_t *w)
     if (rc != 0)
         return scim_error(&j->resp, 503, NULL, "the database is not available; try again");
     snprintf(actor, sizeof(actor), "scim:%s", name);
+    if (j->version_mismatch)
+        return scim_error(&j->resp, 400, "invalidVers", "only SCIM 2.0 is served, under " SCIM_PREFIX);
     scim_request_t req = {.method = j->method,
                           .path = j->path,
                           .query = j->query,
@@ -165,14 +168,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     scim_handler_t *h = (scim_handler_t *)self;
     h2o_iovec_t path = req->path_normalized;
-    if (path.len < sizeof(SCIM_PREFIX) - 1 || memcmp(path.base, SCIM_PREFIX, sizeof(SCIM_PREFIX) - 1) != 0)
-        return -1;
+    size_t plen = sizeof(SCIM_PREFIX) - 1;
     scim_job_t *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return -1;
     j->handler = h;
+    j->version_mismatch = !(path.len >= plen && memcmp(path.base, SCIM_PREFIX, plen) == 0 &&
+                            (path.len == plen || path.base[plen] == '/'));
     j->method = dup_iovec(req->method);
-    j->path = dup_iovec(h2o_iovec_init(path.base + sizeof(SCIM_PREFIX) - 1, path.len - (sizeof(SCIM_PREFIX) - 1)));
+    j->path = j->version_mismatch ? strdup("/") : dup_iovec(h2o_iovec_init(path.base + plen, path.len - plen));
     if (req->query_at != SIZE_MAX)
         j->query = dup_iovec(h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1));
     if (req->entity.base != NULL && req->entity.len != 0) {
@@ -238,7 +242,7 @@ static void invite(void *ctx, store_t *db, int64_t user_id, const char *username
 
 void scim_register(gw_server_t *server, h2o_hostconf_t *hostconf, scim_password_cb password_hash)
 {
-    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, SCIM_PREFIX, 0);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, SCIM_ROOT, 0);
     scim_handler_t *h = (scim_handler_t *)h2o_create_handler(pathconf, sizeof(*h));
     h->super.on_req = on_req;
     h->server = server;

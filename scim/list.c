@@ -275,6 +275,10 @@ void scim_list(scim_ctx_t *c, int type, json_t *search)
         int64_t n = 0;
         size_t before = json_array_size(page.resources);
         int rc = store_scim_query(c->db, &query, &n, on_user, on_group, &page, err, sizeof(err));
+        if (rc == -E2BIG) {
+            scim_error(c->resp, 400, "tooMany", "%s", err);
+            goto done;
+        }
         if (rc == -EINVAL && type == -1) /* /.search over both: a type without the attribute matches nothing */
             continue;
         if (rc == -EINVAL) {

@@ -122,6 +122,17 @@ json_t *scim_parse_body(scim_ctx_t *c)
         json_decref(o);
         return NULL;
     }
+    /* SCIM 1.x messages ("urn:scim:schemas:core:1.0") are another protocol version */
+    json_t *schemas = json_object_get(o, "schemas"), *urn;
+    size_t i;
+    json_array_foreach(schemas, i, urn)
+    {
+        if (json_is_string(urn) && strncasecmp(json_string_value(urn), "urn:scim:schemas:", 17) == 0) {
+            scim_error(c->resp, 400, "invalidVers", "SCIM 1.x schemas are not supported; this is SCIM 2.0");
+            json_decref(o);
+            return NULL;
+        }
+    }
     return o;
 }
 

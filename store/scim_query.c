@@ -130,7 +130,7 @@ typedef struct st_compiler_t {
     int nparams, max_params;
     char *err;
     size_t errlen;
-    int failed;
+    int failed, too_many;
 } compiler_t;
 
 __attribute__((format(printf, 2, 3))) static void fail(compiler_t *c, const char *fmt, ...)
@@ -168,7 +168,8 @@ static void param(compiler_t *c, const char *value, const char *cast)
 {
     char ref[32];
     if (c->nparams == c->max_params) {
-        fail(c, "the filter has too many comparisons");
+        fail(c, "the filter has more comparisons than the server processes (%d)", c->max_params);
+        c->too_many = 1;
         return;
     }
     c->params[c->nparams++] = value;
@@ -400,7 +401,7 @@ int store_scim_compile(store_scim_type_t type, const store_filter_t *f, char **s
     if (c.failed) {
         free(c.buf);
         *sql = NULL;
-        return -EINVAL;
+        return c.too_many ? -E2BIG : -EINVAL;
     }
     *sql = c.buf;
     *nparams = c.nparams;
@@ -437,9 +438,10 @@ int store_scim_query(store_t *st, const store_scim_query_t *q, int64_t *total,
     *total = 0;
     if (order_by(q->type, q->sort_by, q->descending, order, sizeof(order), err, errlen) != 0)
         return -EINVAL;
-    if (store_scim_compile(q->type, q->filter, &where, params, &nparams, STORE_MAX_PARAMS, err, errlen) != 0)
-        return -EINVAL;
-    int rc = store_scim_run_query(st, q, where, params, nparams, order, total, user_cb, group_cb, ctx);
+    int rc = store_scim_compile(q->type, q->filter, &where, params, &nparams, STORE_MAX_PARAMS, err, errlen);
+    if (rc != 0)
+        return rc;
+    rc = store_scim_run_query(st, q, where, params, nparams, order, total, user_cb, group_cb, ctx);
     if (rc == -EINVAL)
         snprintf(err, errlen, "a filter value does not fit the attribute's type");
     free(where);

@@ -253,12 +253,12 @@ typedef struct st_store_scim_query_t {
     int with_members;      /* groups: include members_json */
 } store_scim_query_t;
 /* -EINVAL with a message in err when the filter or sortBy names an attribute that cannot be filtered or the
- * value does not fit the attribute's type. Calls cb for each row of the page; *total = all matches. */
+ * value does not fit the attribute's type; -E2BIG when the filter has more comparisons than can be bound. Calls cb for each row of the page; *total = all matches. */
 int store_scim_query(store_t *st, const store_scim_query_t *q, int64_t *total,
                      void (*user_cb)(void *ctx, const store_scim_user_t *u),
                      void (*group_cb)(void *ctx, const store_scim_group_t *g), void *ctx, char *err, size_t errlen)
     __attribute__((warn_unused_result));
-/* Compiles only (tests): the WHERE text and the parameters (pointers into the filter). 0 or -EINVAL. */
+/* Compiles only (tests): the WHERE text and the parameters (pointers into the filter). 0, -EINVAL or -E2BIG. */
 int store_scim_compile(store_scim_type_t type, const store_filter_t *f, char **sql, const char **params, int *nparams,
                        int max_params, char *err, size_t errlen);
 

@@ -753,3 +753,34 @@ def test_okta_pathless_replace_with_id_and_nested_groups_refused(scim):
     assert_error(scim.patch("/Groups/" + g["id"], [{"op": "add", "path": "members",
                                                     "value": [{"value": g["id"], "type": "Group"}]}]), 400,
                  "invalidValue")
+
+
+def test_every_scim_type(portier, scim):
+    """One request per scimType of RFC 7644 §3.12, each answered with its status and nothing stored."""
+    u = scim.create_user("types.user")
+    scim.create_user("types.taken")
+    path = "/Users/" + u["id"]
+    before = db_snapshot(portier)
+    seen = {}
+
+    def check(r, status, scim_type):
+        seen[scim_type] = assert_error(r, status, scim_type)
+
+    check(scim.get("/Users", params={"filter": 'userName eq "a" or'}), 400, "invalidFilter")
+    many = " or ".join('id ew "%d"' % i for i in range(60))  # 2 parameters each, within 1 KiB
+    check(scim.get("/Users", params={"filter": many}), 400, "tooMany")
+    check(scim.req("POST", "/Users", raw='{"userName": '), 400, "invalidSyntax")
+    check(scim.patch(path, [{"op": "replace", "path": "nope.nope", "value": 1}]), 400, "invalidPath")
+    check(scim.patch(path, [{"op": "remove", "path": 'emails[type eq "work"]'}]), 400, "noTarget")
+    check(scim.post("/Users", {"schemas": [USER], "userName": ""}), 400, "invalidValue")
+    check(scim.put(path, {"schemas": [USER], "userName": "types.taken"}), 409, "uniqueness")
+    check(scim.patch(path, [{"op": "replace", "path": "meta", "value": {}}]), 400, "mutability")
+    check(scim.post("/Users", {"schemas": ["urn:scim:schemas:core:1.0"], "userName": "old.client"}), 400,
+          "invalidVers")
+    r = requests.get(portier.url("/scim/v1/Users"), verify=False, timeout=10,
+                     headers={"Authorization": "Bearer " + scim.token})
+    check(r, 400, "invalidVers")
+    assert_error(requests.get(portier.url("/scim/v1/Users"), verify=False, timeout=10), 401)
+    assert set(seen) == {"invalidFilter", "tooMany", "invalidSyntax", "invalidPath", "noTarget", "invalidValue",
+                         "uniqueness", "mutability", "invalidVers"}
+    assert db_snapshot(portier) == before
