@@ -253,7 +253,8 @@ typedef struct st_store_scim_query_t {
     int with_members;      /* groups: include members_json */
 } store_scim_query_t;
 /* -EINVAL with a message in err when the filter or sortBy names an attribute that cannot be filtered or the
- * value does not fit the attribute's type; -E2BIG when the filter has more comparisons than can be bound. Calls cb for each row of the page; *total = all matches. */
+ * value does not fit the attribute's type; -E2BIG when the filter has more comparisons than can be bound. Calls cb for
+ * each row of the page; *total = all matches. */
 int store_scim_query(store_t *st, const store_scim_query_t *q, int64_t *total,
                      void (*user_cb)(void *ctx, const store_scim_user_t *u),
                      void (*group_cb)(void *ctx, const store_scim_group_t *g), void *ctx, char *err, size_t errlen)
