@@ -242,6 +242,8 @@ static void invite(void *ctx, store_t *db, int64_t user_id, const char *username
 
 void scim_register(gw_server_t *server, h2o_hostconf_t *hostconf, scim_password_cb password_hash)
 {
+    /* jansson's hash seed is chosen on first use; choose it here, before any thread exists */
+    json_object_seed(0);
     h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, SCIM_ROOT, 0);
     scim_handler_t *h = (scim_handler_t *)h2o_create_handler(pathconf, sizeof(*h));
     h->super.on_req = on_req;

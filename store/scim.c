@@ -360,49 +360,54 @@ int store_scim_run_query(store_t *st, const store_scim_query_t *q, const char *w
                          void (*user_cb)(void *ctx, const store_scim_user_t *u),
                          void (*group_cb)(void *ctx, const store_scim_group_t *g), void *ctx)
 {
-    int users = q->type == STORE_SCIM_USERS;
-    const char *from = users ? " FROM users u" : " FROM groups g";
-    char limits[2 * STORE_I64_LEN + 32];
+    int users = q->type == STORE_SCIM_USERS, rows = 0, rc = 0;
+    char limits[2 * STORE_I64_LEN + 32], *sql = NULL;
+    PGresult *res;
     snprintf(limits, sizeof(limits), " LIMIT %lld OFFSET %lld", (long long)q->count, (long long)q->offset);
 
-    /* total */
-    char *sql = NULL;
-    if (asprintf(&sql, "SELECT count(*)%s WHERE %s", from, where) < 0)
-        return -ENOMEM;
-    PGresult *res = store_exec(st, sql, nparams, params, NULL);
-    free(sql);
-    int rc = store_result_status(res, 1);
-    if (rc != 0)
-        return rc;
-    *total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    PQclear(res);
-    if (q->count == 0 || *total <= q->offset)
-        return 0;
-
-    const char *select = users                  ? USER_SELECT
-                         : q->with_members != 0 ? "SELECT " GROUP_COLUMNS ", " MEMBERS_JSON " FROM groups g"
-                                                : "SELECT " GROUP_COLUMNS " FROM groups g";
-    if (asprintf(&sql, "%s WHERE %s ORDER BY %s%s", select, where, order, limits) < 0)
+    /* The page first: when it is the first page and not full, its size is the total and the count(*) query is
+     * not needed (the common lookup, `userName eq`, costs one query). */
+    if (q->count != 0) {
+        const char *select = users                  ? USER_SELECT
+                             : q->with_members != 0 ? "SELECT " GROUP_COLUMNS ", " MEMBERS_JSON " FROM groups g"
+                                                    : "SELECT " GROUP_COLUMNS " FROM groups g";
+        if (asprintf(&sql, "%s WHERE %s ORDER BY %s%s", select, where, order, limits) < 0)
+            return -ENOMEM;
+        res = store_exec(st, sql, nparams, params, NULL);
+        free(sql);
+        if ((rc = store_result_status(res, 1)) != 0)
+            return rc;
+        rows = PQntuples(res);
+        for (int i = 0; rc == 0 && i != rows; ++i) {
+            if (users) {
+                store_scim_user_t u;
+                if ((rc = read_user(res, i, &u)) == 0) {
+                    user_cb(ctx, &u);
+                    store_scim_user_dispose(&u);
+                }
+            } else {
+                store_scim_group_t g;
+                if ((rc = read_group(res, i, q->with_members, &g)) == 0) {
+                    group_cb(ctx, &g);
+                    store_scim_group_dispose(&g);
+                }
+            }
+        }
+        PQclear(res);
+        if (rc != 0)
+            return rc;
+        if (q->offset == 0 && rows < q->count) {
+            *total = rows;
+            return 0;
+        }
+    }
+    if (asprintf(&sql, "SELECT count(*) FROM %s WHERE %s", users ? "users u" : "groups g", where) < 0)
         return -ENOMEM;
     res = store_exec(st, sql, nparams, params, NULL);
     free(sql);
     if ((rc = store_result_status(res, 1)) != 0)
         return rc;
-    for (int i = 0; rc == 0 && i != PQntuples(res); ++i) {
-        if (users) {
-            store_scim_user_t u;
-            if ((rc = read_user(res, i, &u)) == 0) {
-                user_cb(ctx, &u);
-                store_scim_user_dispose(&u);
-            }
-        } else {
-            store_scim_group_t g;
-            if ((rc = read_group(res, i, q->with_members, &g)) == 0) {
-                group_cb(ctx, &g);
-                store_scim_group_dispose(&g);
-            }
-        }
-    }
+    *total = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
-    return rc;
+    return 0;
 }
