@@ -784,3 +784,16 @@ def test_every_scim_type(portier, scim):
     assert set(seen) == {"invalidFilter", "tooMany", "invalidSyntax", "invalidPath", "noTarget", "invalidValue",
                          "uniqueness", "mutability", "invalidVers"}
     assert db_snapshot(portier) == before
+
+
+def test_scim_setting_is_validated_with_file_line_and_key(portier, tmp_path):
+    with open(portier.config) as f:
+        lines = f.read().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("routes:"))
+    bad = lines[:at] + ["scim:", "  accept_passwords: perhaps", "  tokens: 3"] + lines[at:]
+    path = tmp_path / "bad.yaml"
+    path.write_text("\n".join(bad) + "\n")
+    out = harness.subprocess.run([harness.BIN, "check-config", "-c", str(path)], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "%s:%d: scim.accept_passwords:" % (path, at + 2) in out.stderr, out.stderr
+    assert "%s:%d: scim.tokens: unknown key" % (path, at + 3) in out.stderr, out.stderr
