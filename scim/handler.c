@@ -154,6 +154,8 @@ static void send_response(h2o_req_t *req, scim_response_t *r)
 static void scim_done(gw_job_t *job)
 {
     scim_job_t *j = (scim_job_t *)job;
+    if (j->resp.status >= 100 && j->resp.status < 600)
+        atomic_fetch_add(&gw_metrics.scim_status[j->resp.status / 100 - 1], 1);
     if (job->req != NULL)
         send_response(job->req, &j->resp);
     job_free(j);

@@ -797,3 +797,12 @@ def test_scim_setting_is_validated_with_file_line_and_key(portier, tmp_path):
     assert out.returncode == 1
     assert "%s:%d: scim.accept_passwords:" % (path, at + 2) in out.stderr, out.stderr
     assert "%s:%d: scim.tokens: unknown key" % (path, at + 3) in out.stderr, out.stderr
+
+
+def test_scim_requests_are_counted_in_metrics(portier, scim):
+    before = portier.metrics()
+    scim.get("/ServiceProviderConfig")
+    scim.get("/Users/987654321")
+    after = portier.metrics()
+    assert after['portier_scim_requests_total{code="2xx"}'] == before['portier_scim_requests_total{code="2xx"}'] + 1
+    assert after['portier_scim_requests_total{code="4xx"}'] == before['portier_scim_requests_total{code="4xx"}'] + 1
