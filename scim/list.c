@@ -91,6 +91,22 @@ static int listed_below(const char *list, const char *attr)
     return 0;
 }
 
+static void keep_subs(json_t *v, const char *attributes, const char *attr)
+{
+    const char *sk;
+    json_t *sv;
+    void *stmp;
+    json_object_foreach_safe(v, stmp, sk, sv)
+    {
+        char sub[100];
+        snprintf(sub, sizeof(sub), "%s", sk);
+        for (char *s = sub; *s != '\0'; ++s)
+            *s = (char)tolower((unsigned char)*s);
+        if (!listed(attributes, attr, sub))
+            json_object_del(v, sk);
+    }
+}
+
 static void project_object(json_t *o, const char *attributes, const char *excluded, const char *prefix)
 {
     const char *k;
@@ -119,19 +135,14 @@ static void project_object(json_t *o, const char *attributes, const char *exclud
         }
         if (attributes == NULL || listed(attributes, lower, NULL))
             continue;
-        if (json_is_object(v) && listed_below(attributes, lower)) { /* keep only the sub-attributes asked for */
-            const char *sk;
-            json_t *sv;
-            void *stmp;
-            json_object_foreach_safe(v, stmp, sk, sv)
-            {
-                char sub[100];
-                snprintf(sub, sizeof(sub), "%s", sk);
-                for (char *s = sub; *s != '\0'; ++s)
-                    *s = (char)tolower((unsigned char)*s);
-                if (!listed(attributes, lower, sub))
-                    json_object_del(v, sk);
-            }
+        if ((json_is_object(v) || json_is_array(v)) && listed_below(attributes, lower)) {
+            /* keep only the sub-attributes asked for (of each element of a multi-valued attribute) */
+            size_t i;
+            json_t *el;
+            if (json_is_object(v))
+                keep_subs(v, attributes, lower);
+            else
+                json_array_foreach(v, i, el) keep_subs(el, attributes, lower);
             continue;
         }
         json_object_del(o, k);
@@ -262,6 +273,7 @@ void scim_list(scim_ctx_t *c, int type, json_t *search)
     int with_members = !(excluded != NULL && strcasestr(excluded, "members") != NULL) &&
                        !(attributes != NULL && strcasestr(attributes, "members") == NULL);
     int64_t skip = start - 1, remaining = count;
+    int answered = 0;
     for (int t = 0; t != 2; ++t) {
         if (type != -1 && type != t)
             continue;
@@ -279,8 +291,8 @@ void scim_list(scim_ctx_t *c, int type, json_t *search)
             scim_error(c->resp, 400, "tooMany", "%s", err);
             goto done;
         }
-        if (rc == -EINVAL && type == -1) /* /.search over both: a type without the attribute matches nothing */
-            continue;
+        if (rc == -EINVAL && type == -1 && (t == 0 || answered)) /* /.search: a type without the attribute */
+            continue;                                            /* matches nothing (unless neither has it) */
         if (rc == -EINVAL) {
             scim_error(c->resp, 400,
                        sort_by != NULL && strstr(err, "sortBy") != NULL ? "invalidValue" : "invalidFilter", "%s", err);
@@ -290,6 +302,7 @@ void scim_list(scim_ctx_t *c, int type, json_t *search)
             scim_db_error(c->resp, rc);
             goto done;
         }
+        answered = 1;
         total += n;
         remaining -= (int64_t)(json_array_size(page.resources) - before);
         skip = skip > n ? skip - n : 0;

@@ -121,8 +121,11 @@ static json_t *scalar(const scim_attr_t *a, json_t *v, char *err, size_t errlen)
     }
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
+        /* control characters: never (they end up in logs, headers and mail), except line breaks in the
+         * "formatted" texts of addresses and names */
+        int multiline = strcmp(a->name, "formatted") == 0;
         for (const char *c = s; *c != '\0'; ++c)
-            if ((unsigned char)*c < 0x20 && *c != '\t' && *c != '\n' && *c != '\r') {
+            if (((unsigned char)*c < 0x20 && !(multiline && (*c == '\n' || *c == '\r' || *c == '\t'))) || *c == 0x7f) {
                 snprintf(err, errlen, "%s contains a control character", a->name);
                 return NULL;
             }

@@ -806,3 +806,14 @@ def test_scim_requests_are_counted_in_metrics(portier, scim):
     after = portier.metrics()
     assert after['portier_scim_requests_total{code="2xx"}'] == before['portier_scim_requests_total{code="2xx"}'] + 1
     assert after['portier_scim_requests_total{code="4xx"}'] == before['portier_scim_requests_total{code="4xx"}'] + 1
+
+
+def test_multi_valued_sub_attribute_projection_and_control_characters(scim, people):
+    r = scim.get("/Users/" + people["f.anna"]["id"], params={"attributes": "emails.value"}).json()
+    assert sorted(e for e in r["emails"][0]) == ["value"] and len(r["emails"]) == 2
+    assert_error(scim.post("/Users", {"userName": "line\nbreak"}), 400, "invalidValue")
+    assert_error(scim.post("/Users", {"userName": "ok.user", "emails": [{"value": "a@b\r\nBcc: x@y"}]}), 400,
+                 "invalidValue")
+    u = scim.create_user("addr.user", addresses=[{"formatted": "1 Main St\nSpringfield", "type": "work"}])
+    assert u["addresses"][0]["formatted"] == "1 Main St\nSpringfield"
+    assert_error(scim.post("/.search", {"filter": 'bogus eq "x"'}), 400, "invalidFilter")
