@@ -817,3 +817,38 @@ def test_multi_valued_sub_attribute_projection_and_control_characters(scim, peop
     u = scim.create_user("addr.user", addresses=[{"formatted": "1 Main St\nSpringfield", "type": "work"}])
     assert u["addresses"][0]["formatted"] == "1 Main St\nSpringfield"
     assert_error(scim.post("/.search", {"filter": 'bogus eq "x"'}), 400, "invalidFilter")
+
+
+def test_me_and_unsupported_methods(scim):
+    assert_error(scim.get("/Me"), 501)
+    assert_error(scim.req("PATCH", "/Users", {"Operations": []}), 405)
+    assert_error(scim.req("DELETE", "/ServiceProviderConfig"), 405)
+    assert_error(scim.get("/Users/not-a-number"), 404)
+    group_schema = scim.get("/Schemas/" + GROUP).json()
+    assert {a["name"] for a in group_schema["attributes"]} == {"displayName", "members", "externalId"}
+    assert scim.get("/ResourceTypes/Group").json()["endpoint"] == "/Groups"
+
+
+def test_scim_answers_503_while_postgres_is_down_and_recovers(make_portier):
+    import os
+    import subprocess
+    own = harness.Postgres()
+    try:
+        p = make_portier(pg=own)
+        client = Scim(p, make_token(p, "outage"))
+        assert client.get("/Users").status_code == 200
+
+        def pg_ctl(action):
+            subprocess.run([os.path.join(harness.ROOT, "scripts", "pg.sh"), action, os.path.join(own.dir, "pg")],
+                           check=True, capture_output=True)
+        pg_ctl("stop")
+        r = client.get("/Users")
+        assert_error(r, 503)
+        assert r.headers.get("Retry-After")
+        assert_error(client.post("/Users", {"userName": "during.outage"}), 503)
+        pg_ctl("start")
+        assert harness.wait_for(lambda: client.get("/Users").status_code == 200, timeout=15)
+        assert client.post("/Users", {"userName": "after.outage"}).status_code == 201
+        p.stop()
+    finally:
+        own.stop()
