@@ -276,18 +276,23 @@ void scim_group_replace(scim_ctx_t *c, int64_t id, json_t *body)
     }
     const char *ext = json_string_value(json_object_get(n, "externalId"));
     rc = store_scim_group_update(c->db, id, name, ext, strcmp(name, g.name) != 0);
-    /* members: remove those not wanted, add the new ones (rows that stay are not touched) */
-    json_t *wanted = json_object_get(n, "members");
+    /* members: remove those not wanted, add the new ones (rows that stay are not touched); the wanted ids go
+     * into an object used as a set, so a group of thousands is compared in linear time */
+    json_t *wanted = json_object_get(n, "members"), *wanted_set = json_object(), *w;
+    size_t i;
+    json_array_foreach(wanted, i, w)
+    {
+        if (json_is_string(json_object_get(w, "value")))
+            json_object_set(wanted_set, json_string_value(json_object_get(w, "value")), json_true());
+    }
     current = json_loads(g.members_json != NULL ? g.members_json : "[]", 0, NULL);
-    size_t i, j;
     json_array_foreach(current, i, m)
     {
-        int keep = 0;
-        json_t *w;
-        json_array_foreach(wanted, j, w) keep |= json_equal(json_object_get(w, "value"), json_object_get(m, "value"));
-        if (!keep && rc == 0)
+        const char *v = json_string_value(json_object_get(m, "value"));
+        if (rc == 0 && v != NULL && json_object_get(wanted_set, v) == NULL)
             rc = remove_members(c, id, m, &ch);
     }
+    json_decref(wanted_set);
     if (rc == 0 && wanted != NULL && (rc = add_members(c, id, wanted, &ch)) == -EINVAL)
         responded = 1;
     if (rc == 0) {

@@ -460,6 +460,15 @@ def test_patch_members_on_a_group_of_thousands_touches_one_row(portier, scim):
     assert r.status_code == 204
     full = scim.get(gp).json()
     assert len(full["members"]) == n
+    # PUT with all but one member: one row removed, the others untouched
+    keep = [{"value": m["value"]} for m in full["members"][1:]]
+    start = time.monotonic()
+    r = scim.put(gp, {"schemas": [GROUP], "displayName": "Big", "members": keep})
+    harness.measure("PUT a group of %d members minus one" % n, time.monotonic() - start)
+    assert r.status_code == 200 and len(r.json()["members"]) == n - 1
+    audit = portier.pg.psql("SELECT details->>'num_removed', details->>'num_added' FROM audit_events WHERE "
+                            "action = 'scim.group.replace' ORDER BY id DESC LIMIT 1", dbname=portier.dbname)
+    assert audit == "1|0"
 
 
 # ---- discovery ----
