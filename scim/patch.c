@@ -6,8 +6,9 @@
  * (process.c), never through a whole-resource rewrite.
  *
  * Client habits accepted: op names in any case ("Replace"), no path with an object value whose keys are
- * themselves paths ({"active": false}, {"name.givenName": "A"}, extension URN keys), and `add` through a value
- * filter that matches nothing, which creates the element (Entra ID's `emails[type eq "work"].value`).
+ * themselves paths ({"active": false}, {"name.givenName": "A"}, extension URN keys), and `add` (or `replace` of
+ * a sub-attribute) through a value filter that matches nothing, which creates the element (Entra ID's
+ * `emails[type eq "work"].value`). A `remove` or whole-element `replace` that matches nothing is noTarget.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,7 +238,9 @@ static int apply_path(json_t *res, const char *op, const scim_path_t *path, json
             ++i;
         }
         if (matched == 0) {
-            if (strcmp(op, "add") != 0) {
+            /* add creates the element the filter describes; so does replace of a sub-attribute (Entra ID
+             * replaces emails[type eq "work"].value on users that have no work address yet) */
+            if (removing || (strcmp(op, "replace") == 0 && sub == NULL)) {
                 ERR(e, 400, "noTarget", "no value of %s matches the filter", t.attr->name);
                 return -1;
             }

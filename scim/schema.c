@@ -151,6 +151,12 @@ static json_t *value_of(const scim_attr_t *a, json_t *v, int in_multi, char *err
 
 static json_t *complex(const scim_attr_t *a, json_t *v, char *err, size_t errlen)
 {
+    /* Entra ID sends the enterprise manager as a bare id: {"value": id} is meant */
+    if ((json_is_string(v) || json_is_integer(v)) && scim_attr_find(a->subs, "value", 5) != NULL) {
+        json_t *wrapped = json_pack("{s:O}", "value", v), *out = complex(a, wrapped, err, errlen);
+        json_decref(wrapped);
+        return out;
+    }
     if (!json_is_object(v)) {
         snprintf(err, errlen, "%s must be an object", a->name);
         return NULL;

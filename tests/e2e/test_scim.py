@@ -387,8 +387,9 @@ def test_patch_errors_each_scim_type_and_nothing_stored(portier, scim):
     before = db_snapshot(portier)
     assert_error(scim.patch(path, [{"op": "replace", "path": "bogus", "value": 1}]), 400, "invalidPath")
     assert_error(scim.patch(path, [{"op": "replace", "path": "emails[type eq", "value": 1}]), 400, "invalidPath")
-    assert_error(scim.patch(path, [{"op": "replace", "path": 'emails[type eq "work"].value', "value": "x"}]),
+    assert_error(scim.patch(path, [{"op": "replace", "path": 'emails[type eq "work"]', "value": {"value": "x"}}]),
                  400, "noTarget")
+    assert_error(scim.patch(path, [{"op": "remove", "path": 'emails[type eq "work"].value'}]), 400, "noTarget")
     assert_error(scim.patch(path, [{"op": "remove"}]), 400, "noTarget")
     assert_error(scim.patch(path, [{"op": "replace", "path": "id", "value": "1"}]), 400, "mutability")
     assert_error(scim.patch(path, [{"op": "add", "path": "groups", "value": [{"value": "1"}]}]), 400, "mutability")
@@ -580,6 +581,14 @@ def test_entra_sequence(portier, scim):
     assert body[ENT]["department"] == "Treasury"
     r = entra.patch(path, [{"op": "Replace", "path": "active", "value": "True"}])
     assert r.json()["active"] is True
+    # manager as a bare id; Replace through a filter that matches nothing yet creates the element
+    boss = entra.create_user("entra.boss@contoso.example")
+    r = entra.patch(path, [{"op": "Add", "path": ENT + ":manager", "value": boss["id"]},
+                           {"op": "Replace", "path": 'addresses[type eq "work"].locality', "value": "Redmond"}])
+    assert r.status_code == 200, r.text
+    assert r.json()[ENT]["manager"] == {"value": boss["id"]}
+    assert r.json()["addresses"] == [{"type": "work", "locality": "Redmond"}]
+    assert entra.find(ENT + ':manager.value eq "%s"' % boss["id"])["Resources"][0]["id"] == u["id"]
     # groups: create, add members with a value array, remove with a value array, rename
     other = entra.create_user("entra.two@contoso.example")
     g = entra.create_group("Entra Group")
