@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <errno.h>
 
 #include "scim/internal.h"
 
@@ -201,8 +202,7 @@ static void test_compile(void **state)
              "x'); DROP TABLE users; --");
     compiles(STORE_SCIM_USERS, "externalId eq \"E1\"", "(u.external_id) = ($1::text)", 1, "E1");
     compiles(STORE_SCIM_USERS, "active eq false", "(NOT u.disabled)::text = $1", 1, "false");
-    compiles(STORE_SCIM_USERS, "meta.created ge \"2020-01-01T00:00:00Z\"", "u.created_at >= $1::timestamptz", 1,
-             NULL);
+    compiles(STORE_SCIM_USERS, "meta.created ge \"2020-01-01T00:00:00Z\"", "u.created_at >= $1::timestamptz", 1, NULL);
     compiles(STORE_SCIM_USERS, "emails[type eq \"work\" and value co \"@x\"]", "EXISTS (SELECT 1 FROM", 2, "work");
     compiles(STORE_SCIM_USERS, "emails co \"@x\"", "(x->>'value')", 1, "@x");
     compiles(STORE_SCIM_USERS, "groups.display eq \"admins\"", "g2.name", 1, "admins");
@@ -223,14 +223,28 @@ static void test_compile(void **state)
     not_compiled(STORE_SCIM_USERS, "emails[bogus eq \"x\"]");
     not_compiled(STORE_SCIM_USERS, "title[type eq \"x\"]");
     not_compiled(STORE_SCIM_GROUPS, "userName eq \"x\"");
+
+    /* more values than parameters: -E2BIG (tooMany), never a truncated query */
+    char buf[SCIM_FILTER_MAX_LEN + 1], err[300], *sql = NULL;
+    size_t n = 0;
+    for (int i = 0; i != 60; ++i)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%sid ew \"%d\"", i ? " or " : "", i);
+    store_filter_t *f = NULL;
+    const char *params[STORE_MAX_PARAMS_FOR_TESTS];
+    int np = 0;
+    assert_int_equal(scim_filter_parse(buf, n, &f, err, sizeof(err)), 0);
+    assert_int_equal(
+        store_scim_compile(STORE_SCIM_USERS, f, &sql, params, &np, STORE_MAX_PARAMS_FOR_TESTS, err, sizeof(err)),
+        -E2BIG);
+    assert_null(sql);
+    scim_filter_free(f);
 }
 
 static void test_paths(void **state)
 {
     scim_path_t p;
     char err[300], got[1024];
-    assert_int_equal(scim_path_parse(H2O_STRLIT_FOR_TESTS("emails[type eq \"work\"].value"), &p, err, sizeof(err)),
-                     0);
+    assert_int_equal(scim_path_parse(H2O_STRLIT_FOR_TESTS("emails[type eq \"work\"].value"), &p, err, sizeof(err)), 0);
     assert_string_equal(p.attr, "emails");
     assert_string_equal(p.sub, "value");
     show(p.filter, got, sizeof(got));
@@ -240,18 +254,16 @@ static void test_paths(void **state)
     assert_string_equal(p.attr, "name");
     assert_string_equal(p.sub, "givenname");
     scim_path_dispose(&p);
-    assert_int_equal(scim_path_parse(H2O_STRLIT_FOR_TESTS(SCIM_URN_ENTERPRISE ":manager.value"), &p, err,
-                                     sizeof(err)),
+    assert_int_equal(scim_path_parse(H2O_STRLIT_FOR_TESTS(SCIM_URN_ENTERPRISE ":manager.value"), &p, err, sizeof(err)),
                      0);
     assert_string_equal(p.attr, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:manager");
     assert_string_equal(p.sub, "value");
     scim_path_dispose(&p);
-    assert_int_equal(scim_path_parse(H2O_STRLIT_FOR_TESTS("members[value eq \"2819c223\"]"), &p, err, sizeof(err)),
-                     0);
+    assert_int_equal(scim_path_parse(H2O_STRLIT_FOR_TESTS("members[value eq \"2819c223\"]"), &p, err, sizeof(err)), 0);
     assert_null(p.sub);
     scim_path_dispose(&p);
-    static const char *const bad[] = {"", "emails[", "emails[type eq \"w\"]x", "emails[type eq \"w\"].", "a b",
-                                      "urn:x:y", "emails[type eq \"w\"].value.more"};
+    static const char *const bad[] = {"",    "emails[", "emails[type eq \"w\"]x",          "emails[type eq \"w\"].",
+                                      "a b", "urn:x:y", "emails[type eq \"w\"].value.more"};
     for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
         if (scim_path_parse(bad[i], strlen(bad[i]), &p, err, sizeof(err)) == 0)
             fail_msg("path accepted: %s", bad[i]);
@@ -273,12 +285,12 @@ static json_t *patched(const char *resource, const char *ops, int want_rc, const
 
 static void test_patch_engine(void **state)
 {
-    json_t *n = patched("{\"userName\":\"a\",\"active\":true}", "[{\"op\":\"replace\",\"value\":{\"active\":false}}]",
-                        0, NULL);
+    json_t *n =
+        patched("{\"userName\":\"a\",\"active\":true}", "[{\"op\":\"replace\",\"value\":{\"active\":false}}]", 0, NULL);
     assert_true(json_is_false(json_object_get(n, "active")));
     json_decref(n);
-    n = patched("{\"userName\":\"a\",\"active\":true}", "[{\"op\":\"Replace\",\"path\":\"active\",\"value\":\"False\"}]",
-                0, NULL);
+    n = patched("{\"userName\":\"a\",\"active\":true}",
+                "[{\"op\":\"Replace\",\"path\":\"active\",\"value\":\"False\"}]", 0, NULL);
     assert_true(json_is_false(json_object_get(n, "active")));
     json_decref(n);
     n = patched("{\"userName\":\"a\"}",
@@ -290,12 +302,12 @@ static void test_patch_engine(void **state)
     assert_string_equal(json_string_value(json_object_get(json_object_get(n, "name"), "givenName")), "G");
     json_decref(n);
     json_decref(patched("{\"userName\":\"a\"}", "[{\"op\":\"remove\"}]", -1, "noTarget"));
-    json_decref(patched("{\"userName\":\"a\"}", "[{\"op\":\"replace\",\"path\":\"meta\",\"value\":1}]", -1,
-                        "mutability"));
+    json_decref(
+        patched("{\"userName\":\"a\"}", "[{\"op\":\"replace\",\"path\":\"meta\",\"value\":1}]", -1, "mutability"));
     json_decref(patched("{\"userName\":\"a\"}", "[{\"op\":\"replace\",\"path\":\"userName.x\",\"value\":1}]", -1,
                         "invalidPath"));
-    json_decref(patched("{\"userName\":\"a\"}", "[{\"op\":\"copy\",\"path\":\"title\",\"value\":1}]", -1,
-                        "invalidSyntax"));
+    json_decref(
+        patched("{\"userName\":\"a\"}", "[{\"op\":\"copy\",\"path\":\"title\",\"value\":1}]", -1, "invalidSyntax"));
     json_decref(patched("{\"userName\":\"a\"}", "[]", -1, "invalidSyntax"));
 }
 
@@ -307,10 +319,11 @@ static void test_value_filter_match(void **state)
     struct {
         const char *filter;
         int match;
-    } cases[] = {{"type eq \"work\"", 1},        {"value ew \"example.COM\"", 1}, {"value sw \"bob\"", 1},
-                 {"value co \"@ex\"", 1},        {"primary eq true", 1},         {"primary eq false", 0},
-                 {"not (type eq \"home\")", 1}, {"display pr", 0},              {"display eq null", 1},
-                 {"type eq \"home\" or value co \"bob\"", 1}};
+    } cases[] = {{"type eq \"work\"", 1},       {"value ew \"example.COM\"", 1},
+                 {"value sw \"bob\"", 1},       {"value co \"@ex\"", 1},
+                 {"primary eq true", 1},        {"primary eq false", 0},
+                 {"not (type eq \"home\")", 1}, {"display pr", 0},
+                 {"display eq null", 1},        {"type eq \"home\" or value co \"bob\"", 1}};
     for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
         assert_int_equal(scim_filter_parse(cases[i].filter, strlen(cases[i].filter), &f, err, sizeof(err)), 0);
         if (scim_filter_match(f, el) != cases[i].match)
@@ -323,10 +336,10 @@ static void test_value_filter_match(void **state)
 static void test_normalize(void **state)
 {
     char err[300];
-    json_t *in = json_loads("{\"USERNAME\":\"a\",\"Active\":\"TRUE\",\"emails\":{\"Value\":\"x@y\"},\"id\":\"9\","
-                            "\"groups\":[{\"value\":\"1\"}],\"unknown\":1,\"" SCIM_URN_ENTERPRISE
-                            "\":{\"employeeNumber\":42}}",
-                            0, NULL);
+    json_t *in =
+        json_loads("{\"USERNAME\":\"a\",\"Active\":\"TRUE\",\"emails\":{\"Value\":\"x@y\"},\"id\":\"9\","
+                   "\"groups\":[{\"value\":\"1\"}],\"unknown\":1,\"" SCIM_URN_ENTERPRISE "\":{\"employeeNumber\":42}}",
+                   0, NULL);
     json_t *n = scim_normalize(&scim_schema_user, in, err, sizeof(err));
     assert_non_null(n);
     assert_string_equal(json_string_value(json_object_get(n, "userName")), "a");
@@ -336,8 +349,8 @@ static void test_normalize(void **state)
     assert_null(json_object_get(n, "id"));
     assert_null(json_object_get(n, "groups"));
     assert_null(json_object_get(n, "unknown"));
-    assert_string_equal(
-        json_string_value(json_object_get(json_object_get(n, SCIM_URN_ENTERPRISE), "employeeNumber")), "42");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(n, SCIM_URN_ENTERPRISE), "employeeNumber")),
+                        "42");
     json_decref(n);
     json_decref(in);
     in = json_loads("{\"userName\":\"a\",\"active\":\"perhaps\"}", 0, NULL);
@@ -351,9 +364,14 @@ static void test_normalize(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_grammar),      cmocka_unit_test(test_rejections),       cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_compile),      cmocka_unit_test(test_paths),            cmocka_unit_test(test_patch_engine),
-        cmocka_unit_test(test_value_filter_match), cmocka_unit_test(test_normalize),
+        cmocka_unit_test(test_grammar),
+        cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_compile),
+        cmocka_unit_test(test_paths),
+        cmocka_unit_test(test_patch_engine),
+        cmocka_unit_test(test_value_filter_match),
+        cmocka_unit_test(test_normalize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
