@@ -70,12 +70,12 @@ end
 LUA
 cat > "$STATE/create.lua" <<'LUA'
 local token = os.getenv("SCIM_TOKEN")
-local counter, id = 0, 0
+local counter, id, run = 0, 0, os.time() -- run: user names stay unique across rounds
 setup = function(thread) thread:set("tid", id); id = id + 1 end
 request = function()
     counter = counter + 1
-    local body = '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"new-' .. tid .. '-' ..
-        counter .. '@example.com","name":{"givenName":"New","familyName":"User"},"emails":[{"value":"new-' ..
+    local body = '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"new-' .. run .. '-' .. tid ..
+        '-' .. counter .. '@example.com","name":{"givenName":"New","familyName":"User"},"emails":[{"value":"new-' ..
         tid .. '-' .. counter .. '@example.com","type":"work","primary":true}]}'
     return wrk.format("POST", "/scim/v2/Users", {["Authorization"] = "Bearer " .. token,
                       ["Content-Type"] = "application/scim+json"}, body)
