@@ -107,11 +107,10 @@ void scim_group_patch(scim_ctx_t *c, int64_t id, json_t *body);
 void scim_group_delete(scim_ctx_t *c, int64_t id);
 /* list.c: GET list (params from the query) or POST .search (params from the body); type -1: both. */
 void scim_list(scim_ctx_t *c, int type, json_t *search);
-/* bulk.c */
-void scim_bulk(scim_ctx_t *c);
-/* route.c: dispatches one (non-bulk when in_bulk) request. */
+/* route.c: dispatches one request (Bulk refused when in_bulk); Bulk runs each operation through it. */
 void scim_dispatch(scim_ctx_t *c, int in_bulk);
-/* query.c: a decoded query parameter (malloc'd) or NULL. */
+void scim_bulk(scim_ctx_t *c);
+/* list.c: a decoded query parameter (malloc'd) or NULL. */
 char *scim_query_param(const char *query, const char *name);
 
 #endif

@@ -4,8 +4,8 @@
  * password redacted), and build the response. Errors follow RFC 7644 §3.12: status as a string, a scimType and
  * a detail; a failed request leaves nothing behind (the transaction rolls back, the audit row included).
  *
- * Resources here: users (resource_user.c-like helpers below), groups (group.c), lists and search (list.c),
- * Bulk (bulk.c). This file holds the shared plumbing and the user operations.
+ * This file holds the shared plumbing (errors, ETags, bodies, audit) and the user operations; groups are in
+ * group.c, lists and search in list.c, routing and Bulk in route.c.
  */
 #include <errno.h>
 #include <stdarg.h>
