@@ -253,6 +253,10 @@ void scim_register(gw_server_t *server, h2o_hostconf_t *hostconf, scim_password_
     snprintf(h->base_url, sizeof(h->base_url), "%s" SCIM_PREFIX, server->conf->public_url);
     h->settings = (scim_settings_t){.base_url = h->base_url,
                                     .accept_passwords = server->conf->scim_accept_passwords,
+                                    /* larger bodies never reach us: h2o refuses them first */
+                                    .bulk_max_bytes = server->conf->max_request_body < SCIM_BULK_MAX_BYTES
+                                                          ? (size_t)server->conf->max_request_body
+                                                          : SCIM_BULK_MAX_BYTES,
                                     .password_hash = password_hash,
                                     .invite = invite,
                                     .ctx = server};

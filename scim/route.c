@@ -102,6 +102,8 @@ static void discovery(scim_ctx_t *c, const char *what, const char *id)
         return method_not_allowed(c);
     if (strcmp(what, "ServiceProviderConfig") == 0 && id == NULL) {
         o = scim_service_provider_config_json(base);
+        json_object_set_new(json_object_get(o, "bulk"), "maxPayloadSize",
+                            json_integer((json_int_t)c->set->bulk_max_bytes));
         json_object_set_new(json_object_get(o, "changePassword"), "supported", json_boolean(c->set->accept_passwords));
     } else if (strcmp(what, "Schemas") == 0) {
         if (id == NULL)
@@ -306,9 +308,9 @@ done:
 
 void scim_bulk(scim_ctx_t *c)
 {
-    if (c->req->body_len > SCIM_BULK_MAX_BYTES)
-        return scim_error(c->resp, 413, NULL, "the bulk request is larger than maxPayloadSize (%d bytes)",
-                          SCIM_BULK_MAX_BYTES);
+    if (c->req->body_len > c->set->bulk_max_bytes)
+        return scim_error(c->resp, 413, NULL, "the bulk request is larger than maxPayloadSize (%zu bytes)",
+                          c->set->bulk_max_bytes);
     json_t *body = scim_parse_body(c);
     if (body == NULL)
         return;

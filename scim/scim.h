@@ -63,6 +63,7 @@ typedef int (*scim_password_cb)(void *ctx, const char *username, const char *ema
 typedef struct st_scim_settings_t {
     const char *base_url;           /* public URL + "/scim/v2", for meta.location */
     int accept_passwords;           /* scim.accept_passwords */
+    size_t bulk_max_bytes;          /* maxPayloadSize: SCIM_BULK_MAX_BYTES or server.max_request_body if less */
     scim_password_cb password_hash; /* may be NULL: passwords refused */
     /* Invitation for a user SCIM created (worker thread; may be NULL). */
     void (*invite)(void *ctx, store_t *db, int64_t user_id, const char *username, const char *email);

@@ -477,6 +477,7 @@ def test_patch_members_on_a_group_of_thousands_touches_one_row(portier, scim):
 def test_discovery_endpoints(scim):
     spc = scim.get("/ServiceProviderConfig").json()
     assert spc["patch"]["supported"] and spc["bulk"]["maxOperations"] == 1000
+    assert spc["bulk"]["maxPayloadSize"] == 1048576  # = server.max_request_body (default 1 MiB)
     assert spc["filter"]["maxResults"] == 200 and spc["etag"]["supported"]
     assert spc["authenticationSchemes"][0]["type"] == "oauthbearertoken"
     schemas = scim.get("/Schemas").json()
