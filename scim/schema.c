@@ -349,14 +349,13 @@ json_t *scim_service_provider_config_json(const char *base_url)
 {
     char location[512];
     snprintf(location, sizeof(location), "%s/ServiceProviderConfig", base_url);
-    return json_pack("{s:[s], s:s, s:{s:b}, s:{s:b, s:i, s:i}, s:{s:b, s:i}, s:{s:b}, s:{s:b}, s:{s:b}, "
+    return json_pack("{s:[s], s:{s:b}, s:{s:b, s:i, s:i}, s:{s:b, s:i}, s:{s:b}, s:{s:b}, s:{s:b}, "
                      "s:[{s:s, s:s, s:s, s:b}], s:{s:s, s:s}}",
-                     "schemas", "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig", "documentationUri",
-                     "https://github.com/portier/portier#scim", "patch", "supported", 1, "bulk", "supported", 1,
-                     "maxOperations", SCIM_BULK_MAX_OPS, "maxPayloadSize", SCIM_BULK_MAX_BYTES, "filter", "supported",
-                     1, "maxResults", SCIM_MAX_RESULTS, "changePassword", "supported", 0, "sort", "supported", 1,
-                     "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken", "name",
-                     "Bearer token", "description",
+                     "schemas", "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig", "patch", "supported", 1,
+                     "bulk", "supported", 1, "maxOperations", SCIM_BULK_MAX_OPS, "maxPayloadSize", SCIM_BULK_MAX_BYTES,
+                     "filter", "supported", 1, "maxResults", SCIM_MAX_RESULTS, "changePassword", "supported", 0, "sort",
+                     "supported", 1, "etag", "supported", 1, "authenticationSchemes", "type", "oauthbearertoken",
+                     "name", "Bearer token", "description",
                      "A token made with `portier scim-token create NAME`, sent as Authorization: Bearer", "primary", 1,
                      "meta", "resourceType", "ServiceProviderConfig", "location", location);
 }
