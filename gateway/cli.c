@@ -7,6 +7,7 @@
  *   user list
  *   group add USER GROUP | group remove USER GROUP
  *   audit verify | audit export [--after ID]
+ *   scim-token create NAME | scim-token list | scim-token revoke NAME
  *
  * The configuration file comes from -c/--config, else $PORTIER_CONFIG, else /etc/portier/portier.yaml. Every
  * command that changes data writes an audit event with the operator ("cli:<login name>") as actor.
@@ -26,6 +27,7 @@
 
 #include "gateway/internal.h"
 #include "policy/policy.h"
+#include "scim/scim.h"
 
 #define DEFAULT_CONFIG   "/etc/portier/portier.yaml"
 #define USERNAME_MAX_LEN 64
@@ -61,6 +63,9 @@ static void usage(FILE *out)
                  "  group remove USER GROUP        remove a user from a group\n"
                  "  audit verify                   check every audit event's MAC and the chain linking them\n"
                  "  audit export [--after ID]      print audit events as JSON lines (for a SIEM)\n"
+                 "  scim-token create NAME         create a SCIM client's bearer token (printed once)\n"
+                 "  scim-token list                list SCIM tokens (name, created, last used, revoked)\n"
+                 "  scim-token revoke NAME         revoke a SCIM token at once\n"
                  "  version                        print the version\n"
                  "\n"
                  "The configuration is read from -c FILE, $PORTIER_CONFIG, or " DEFAULT_CONFIG ".\n");
@@ -469,6 +474,68 @@ static int cmd_audit_export(cli_t *cli, int argc, char **argv)
     return 0;
 }
 
+/* ---- SCIM client tokens: 256 random bits, printed once, stored as SHA-256 only ---- */
+
+static int cmd_scim_token_create(cli_t *cli, const char *name)
+{
+    if (!valid_username(name)) {
+        fprintf(stderr, "portier: invalid token name (1-%d characters: letters, digits, . _ - @)\n", USERNAME_MAX_LEN);
+        return 2;
+    }
+    if (open_db(cli) != 0)
+        return 1;
+    char token[64], target[96];
+    uint8_t hash[STORE_HASH_LEN];
+    gw_random_token(SCIM_TOKEN_BYTES, token, sizeof(token), hash);
+    int r = store_scim_token_create(cli->db, name, hash);
+    if (r == -EEXIST) {
+        fprintf(stderr, "portier: a SCIM token named %s exists (revoked ones keep their name)\n", name);
+    } else if (r != 0) {
+        fprintf(stderr, "portier: database error\n");
+    } else {
+        snprintf(target, sizeof(target), "scim-token:%s", name);
+        audit(cli, "scim_token.create", target, NULL);
+        printf("%s\n", token);
+        fprintf(stderr, "SCIM token %s created; it is shown only this once. Base URL: %s/scim/v2\n", name,
+                cli->conf.public_url);
+    }
+    sodium_memzero(token, sizeof(token));
+    return r == 0 ? 0 : 1;
+}
+
+static void print_token(void *ctx, const store_scim_token_t *t)
+{
+    printf("%s\t%s\t%s\t%s\n", t->name, t->created_at, t->last_used_at != NULL ? t->last_used_at : "never",
+           t->revoked_at != NULL ? t->revoked_at : "active");
+}
+
+static int cmd_scim_token_list(cli_t *cli)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    return store_scim_token_list(cli->db, print_token, NULL) == 0 ? 0 : 1;
+}
+
+static int cmd_scim_token_revoke(cli_t *cli, const char *name)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    int r = store_scim_token_revoke(cli->db, name);
+    if (r == -ENOENT) {
+        fprintf(stderr, "portier: no active SCIM token named %s\n", name);
+        return 1;
+    }
+    if (r != 0) {
+        fprintf(stderr, "portier: database error\n");
+        return 1;
+    }
+    char target[96];
+    snprintf(target, sizeof(target), "scim-token:%s", name);
+    audit(cli, "scim_token.revoke", target, NULL);
+    printf("SCIM token %s revoked\n", name);
+    return 0;
+}
+
 int gw_cli_main(int argc, char **argv)
 {
     cli_t cli = {0};
@@ -507,6 +574,12 @@ int gw_cli_main(int argc, char **argv)
         rc = cmd_user_reset_password(&cli, argv[3]);
     } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "list") == 0 && argc == 3) {
         rc = cmd_user_list(&cli);
+    } else if (strcmp(cmd, "scim-token") == 0 && strcmp(sub, "create") == 0 && argc == 4) {
+        rc = cmd_scim_token_create(&cli, argv[3]);
+    } else if (strcmp(cmd, "scim-token") == 0 && strcmp(sub, "list") == 0 && argc == 3) {
+        rc = cmd_scim_token_list(&cli);
+    } else if (strcmp(cmd, "scim-token") == 0 && strcmp(sub, "revoke") == 0 && argc == 4) {
+        rc = cmd_scim_token_revoke(&cli, argv[3]);
     } else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "verify") == 0 && argc == 3) {
         rc = cmd_audit_verify(&cli);
     } else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "export") == 0) {

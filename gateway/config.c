@@ -120,6 +120,7 @@ static const key_t_ keys[] = {
     {"login.spray.same_password_usernames", K_UINT, F(spray_same_password), 2, 100000},
     {"organization", K_STR, F(organization), 0, 0},
     {"server.http2", K_BOOL, F(http2), 0, 1},
+    {"scim.accept_passwords", K_BOOL, F(scim_accept_passwords), 0, 1},
     {"smtp.url", K_STR, F(smtp_url), 0, 0},
     {"smtp.from", K_STR, F(smtp_from), 0, 0},
     {"server.trusted_proxies", K_CIDR_LIST, F(trusted_proxies), 0, 0},

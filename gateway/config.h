@@ -75,6 +75,7 @@ typedef struct st_gw_config_t {
     char *smtp_url;                   /* smtp.url, e.g. "smtp://mail.example.com:587"; NULL = no email */
     char *smtp_from;                  /* smtp.from, sender address */
     int http2;                        /* server.http2: offer HTTP/2 by ALPN, default true */
+    int scim_accept_passwords;        /* scim.accept_passwords: SCIM may set passwords (policy), default no */
     char **trusted_proxies;           /* server.trusted_proxies: CIDRs whose X-Forwarded-For is believed */
 
     /* second factors */

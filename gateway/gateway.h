@@ -48,6 +48,7 @@ typedef struct st_gw_metrics_t {
     atomic_uint_fast64_t *route_status;      /* [route][class 1xx..5xx -> 0..4], route == num_routes: portier pages */
     atomic_uint_fast64_t latency_bucket[12]; /* proxied request latency histogram (see metrics.c) */
     atomic_uint_fast64_t latency_sum_us, latency_count;
+    atomic_uint_fast64_t scim_status[5]; /* SCIM responses by status class 1xx..5xx */
 } gw_metrics_t;
 extern gw_metrics_t gw_metrics;
 void gw_metrics_init(size_t num_routes);

@@ -111,6 +111,12 @@ char *gw_metrics_render(const gw_config_t *conf, size_t *len)
                 (unsigned long long)atomic_load(&gw_metrics.route_status[r * 5 + c]));
     }
 
+    put(&o, "# HELP portier_scim_requests_total SCIM requests by status class.\n"
+            "# TYPE portier_scim_requests_total counter\n");
+    for (size_t c = 0; c < 5; ++c)
+        put(&o, "portier_scim_requests_total{code=\"%zuxx\"} %llu\n", c + 1,
+            (unsigned long long)atomic_load(&gw_metrics.scim_status[c]));
+
     put(&o, "# HELP portier_proxy_duration_seconds Time from request to backend response headers.\n"
             "# TYPE portier_proxy_duration_seconds histogram\n");
     uint64_t cumulative = 0;

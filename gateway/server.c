@@ -22,6 +22,7 @@
 #include "gateway/internal.h"
 #include "idp/idp.h"
 #include "mfa/mfa.h"
+#include "scim/scim.h"
 #include "policy/policy.h"
 
 #define GRACEFUL_STOP_MS 3000
@@ -135,6 +136,7 @@ static void setup_globalconf(gw_server_t *server, h2o_access_log_filehandle_t *a
 
     gw_endpoints_register(server, host);
     idp_register(server, host);
+    scim_register(server, host, idp_provisioned_password);
     /* Longest prefix first: h2o picks the first registered path that matches. Routes keep their config index
      * (metrics and JWT slots), so sort a copy of the indices. */
     size_t *order = malloc(conf->num_routes * sizeof(*order));
@@ -252,6 +254,13 @@ int gw_serve(gw_config_t *conf)
     }
     server.cache = gw_cache_create(conf->num_routes);
     setup_globalconf(&server, alog);
+    /* h2o's socket buffer prototype is thread-local, and a buffer is recycled into the prototype of the thread
+     * that created its socket. Each context's multithread queue (the pipe that brings finished worker jobs
+     * back) is created here, on the main thread, but read by its loop thread: with recycling on, every loop
+     * pushed and popped the main thread's free list concurrently and corrupted the heap under a steady stream
+     * of jobs (use after free found by ASan: /readyz or SCIM under wrk). No recycling for the main thread's
+     * sockets: plain malloc/free, which is thread-safe. Loop threads keep their own recycling. */
+    h2o_socket_buffer_prototype.allocator.max = 0;
 
     /* Signals are taken by the main thread only (sigwait below); every thread inherits this mask. */
     sigset_t sigs;

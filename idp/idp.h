@@ -10,4 +10,10 @@
 /* Registers /login, /setup, /logout on hostconf. Call once at start-up (computes the dummy hash). */
 void idp_register(gw_server_t *server, h2o_hostconf_t *hostconf);
 
+/* The password gatekeeper for passwords a provisioning client (SCIM) sets: the same policy as every other path
+ * (idp_password_accept), then argon2id. ctx is the gw_server_t. 0 with the encoded hash in out (>= 128 bytes),
+ * or -1 with a reason. Worker threads only. Matches scim_password_cb (wired in gateway/server.c). */
+int idp_provisioned_password(void *ctx, const char *username, const char *email, const char *display_name,
+                             const char *password, char *out, size_t outlen, char *reason, size_t reason_len);
+
 #endif

@@ -6,6 +6,7 @@
  * stands in for accounts without one, so every login attempt runs the KDF once.
  * Set up once at start-up (idp_password_init); afterwards read-only and thread-safe. Worker threads only.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -73,4 +74,23 @@ int idp_password_accept(const gw_server_t *server, const store_user_t *user, int
 int idp_password_needs_rehash(const char *hash)
 {
     return crypto_pwhash_str_needs_rehash(hash, hasher.opslimit, hasher.memlimit) != 0;
+}
+
+int idp_provisioned_password(void *ctx, const char *username, const char *email, const char *display_name,
+                             const char *password, char *out, size_t outlen, char *reason, size_t reason_len)
+{
+    const gw_server_t *server = ctx;
+    store_user_t user = {.username = (char *)username, .email = (char *)email, .display_name = (char *)display_name};
+    char normalized[POL_NORMALIZED_MAX];
+    if (outlen < crypto_pwhash_STRBYTES) {
+        snprintf(reason, reason_len, "internal error");
+        return -1;
+    }
+    if (idp_password_accept(server, &user, 0, password, normalized, sizeof(normalized), reason, reason_len) != 0)
+        return -1;
+    int rc = idp_password_hash(normalized, out);
+    sodium_memzero(normalized, sizeof(normalized));
+    if (rc != 0)
+        snprintf(reason, reason_len, "the password could not be hashed");
+    return rc == 0 ? 0 : -1;
 }

@@ -20,7 +20,7 @@ typedef struct st_store_migration_t {
 } store_migration_t;
 extern const store_migration_t store_migrations[];
 
-#define STORE_MAX_PARAMS    16
+#define STORE_MAX_PARAMS    96 /* SCIM filters bind one parameter per comparison */
 #define STORE_AUDIT_KEY_MAX 64
 #define STORE_I64_LEN       24 /* "-9223372036854775808" + NUL fits */
 
@@ -28,6 +28,7 @@ struct st_store_t {
     PGconn *conn;
     uint64_t queries;
     int in_tx; /* between store_begin and store_commit/store_rollback: never reconnect silently */
+    int nest;  /* store_begin calls inside an open transaction: they join it (see store_begin) */
     uint8_t audit_key[STORE_AUDIT_KEY_MAX];
     size_t audit_key_len;
 };
@@ -46,6 +47,9 @@ int store_result_status(PGresult *res, int keep);
 int store_run(store_t *st, const char *sql, int nparams, const char *const *values, const int *lengths);
 /* Like store_run, but -ENOENT when the statement touched no row. */
 int store_run_one(store_t *st, const char *sql, int nparams, const char *const *values, const int *lengths);
+/* Transactions nest: a store_begin inside an open transaction joins it, and the matching commit or rollback
+ * only unwinds one level (a failed inner part reports its error; the outermost caller then rolls back). This
+ * lets a composite change (SCIM write + audit row + NOTIFY) reuse single-purpose functions atomically. */
 int store_begin(store_t *st);
 int store_commit(store_t *st);
 /* Rolls back when a transaction is open; always leaves the store outside a transaction. */
@@ -72,5 +76,11 @@ static inline void store_i64(char buf[STORE_I64_LEN], int64_t v)
 #define STORE_USER_JOIN    " LEFT JOIN group_members m ON m.user_id = u.id LEFT JOIN groups g ON g.id = m.group_id"
 #define STORE_GROUP_ORDER  "g.name COLLATE \"C\""
 int store_user_read(PGresult *res, int *row, int first, store_user_t *out);
+
+/* scim.c: runs a compiled SCIM query (where/order come from scim_query.c's allowlist, values in params). */
+int store_scim_run_query(store_t *st, const store_scim_query_t *q, const char *where, const char *const *params,
+                         int nparams, const char *order, int64_t *total,
+                         void (*user_cb)(void *ctx, const store_scim_user_t *u),
+                         void (*group_cb)(void *ctx, const store_scim_group_t *g), void *ctx);
 
 #endif

@@ -157,6 +157,10 @@ int store_run_one(store_t *st, const char *sql, int nparams, const char *const *
 
 int store_begin(store_t *st)
 {
+    if (st->in_tx) {
+        st->nest++;
+        return 0;
+    }
     int rc = store_run(st, "BEGIN", 0, NULL, NULL);
     st->in_tx = rc == 0;
     return rc;
@@ -164,6 +168,10 @@ int store_begin(store_t *st)
 
 int store_commit(store_t *st)
 {
+    if (st->nest > 0) {
+        st->nest--;
+        return 0;
+    }
     PGresult *res = store_exec(st, "COMMIT", 0, NULL, NULL);
     int rc = store_result_status(res, 1);
     if (rc == 0) {
@@ -177,10 +185,15 @@ int store_commit(store_t *st)
 
 void store_rollback(store_t *st)
 {
+    if (st->nest > 0) { /* the outermost level rolls back (its callee reported the error) */
+        st->nest--;
+        return;
+    }
     PGTransactionStatusType ts = PQtransactionStatus(st->conn);
     if (PQstatus(st->conn) == CONNECTION_OK && ts != PQTRANS_IDLE && ts != PQTRANS_UNKNOWN)
         (void)store_run(st, "ROLLBACK", 0, NULL, NULL);
     st->in_tx = 0;
+    st->nest = 0;
 }
 
 int store_end(store_t *st, int rc)

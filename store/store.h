@@ -229,4 +229,127 @@ int store_listen(store_t *st) __attribute__((warn_unused_result));
 int store_wait_notify(store_t *st, int timeout_ms, void (*cb)(void *ctx, const char *payload), void *ctx)
     __attribute__((warn_unused_result));
 
+/* ---- SCIM provisioning (store/scim.c, store/scim_query.c) ---- */
+
+/* A transaction around several calls (the calls' own transactions join it): 0 or an error; end commits when rc
+ * is 0 and returns the commit's result, else rolls back and returns rc. */
+int store_tx_begin(store_t *st) __attribute__((warn_unused_result));
+int store_tx_end(store_t *st, int rc);
+
+/* Bearer tokens of SCIM clients (SHA-256 only). create: -EEXIST when the name is taken. revoke: -ENOENT unknown
+ * or already revoked. check: 0 and the token's name (marks it used, at most once a minute), -ENOENT otherwise. */
+typedef struct st_store_scim_token_t {
+    const char *name;
+    const char *created_at, *revoked_at, *last_used_at; /* ISO 8601 UTC text or NULL */
+} store_scim_token_t;
+int store_scim_token_create(store_t *st, const char *name, const uint8_t hash[STORE_HASH_LEN])
+    __attribute__((warn_unused_result));
+int store_scim_token_revoke(store_t *st, const char *name) __attribute__((warn_unused_result));
+int store_scim_token_list(store_t *st, void (*cb)(void *ctx, const store_scim_token_t *t), void *ctx)
+    __attribute__((warn_unused_result));
+int store_scim_token_check(store_t *st, const uint8_t hash[STORE_HASH_LEN], char *name, size_t name_len)
+    __attribute__((warn_unused_result));
+
+/* A user as SCIM sees it. doc is the JSON object text of the attributes without a column (users.scim);
+ * groups_json a JSON array text of {"value": id, "display": name}. Timestamps: ISO 8601 UTC with milliseconds. */
+typedef struct st_store_scim_user_t {
+    int64_t id;
+    char *username, *external_id, *doc, *groups_json, *created, *modified;
+    int disabled;
+    int64_t version;
+} store_scim_user_t;
+/* What a SCIM write sets (strings may be NULL except username and doc). */
+typedef struct st_store_scim_user_write_t {
+    const char *username, *external_id, *email, *display_name, *doc;
+    int disabled;
+} store_scim_user_write_t;
+void store_scim_user_dispose(store_scim_user_t *u);
+/* lock: SELECT ... FOR UPDATE (inside store_tx_begin). -ENOENT when absent. */
+int store_scim_user_get(store_t *st, int64_t id, int lock, store_scim_user_t *out) __attribute__((warn_unused_result));
+int store_scim_user_insert(store_t *st, const store_scim_user_write_t *w, int64_t *id)
+    __attribute__((warn_unused_result));
+/* Updates every SCIM column and bumps version; disabling deletes the user's sessions and NOTIFYs "user:<id>"
+ * (every instance drops them at once); enabling never brings old sessions back (they were deleted). */
+int store_scim_user_update(store_t *st, int64_t id, const store_scim_user_write_t *w)
+    __attribute__((warn_unused_result));
+/* Deletes the user (sessions, memberships, credentials cascade) and NOTIFYs "user:<id>". */
+int store_scim_user_delete(store_t *st, int64_t id) __attribute__((warn_unused_result));
+
+/* A group: members_json a JSON array text of {"value": id, "display": name} (NULL when not asked for). */
+typedef struct st_store_scim_group_t {
+    int64_t id;
+    char *name, *external_id, *members_json, *created, *modified;
+    int64_t version;
+} store_scim_group_t;
+void store_scim_group_dispose(store_scim_group_t *g);
+int store_scim_group_get(store_t *st, int64_t id, int lock, int with_members, store_scim_group_t *out)
+    __attribute__((warn_unused_result));
+int store_scim_group_insert(store_t *st, const char *name, const char *external_id, int64_t *id)
+    __attribute__((warn_unused_result));
+/* Sets name and externalId and bumps version (also after member changes). renamed: NOTIFY every member (their
+ * identity header carries the group name). */
+int store_scim_group_update(store_t *st, int64_t id, const char *name, const char *external_id, int renamed)
+    __attribute__((warn_unused_result));
+int store_scim_group_delete(store_t *st, int64_t id) __attribute__((warn_unused_result));
+/* One membership row each, NOTIFY "user:<id>" when it changed; *changed = 1 when it did. add: -ENOENT when the
+ * user does not exist. Never rewrites the other members. */
+int store_scim_member_add(store_t *st, int64_t group_id, int64_t user_id, int *changed)
+    __attribute__((warn_unused_result));
+int store_scim_member_remove(store_t *st, int64_t group_id, int64_t user_id, int *changed)
+    __attribute__((warn_unused_result));
+/* Removes every member (NOTIFY each). */
+int store_scim_members_clear(store_t *st, int64_t group_id) __attribute__((warn_unused_result));
+
+/* SCIM filters, already parsed (scim/filter.c) into this tree. Attribute paths are lower-case, without the core
+ * schema URN ("username", "name.givenname", "emails.value", "urn:...:enterprise:2.0:user:department"). The
+ * store checks every path against its allowlist of the resource type and compiles the tree to SQL with one
+ * bound parameter per value: no text of the filter ever becomes SQL. */
+typedef enum {
+    STORE_FILTER_AND,
+    STORE_FILTER_OR,
+    STORE_FILTER_NOT,
+    STORE_FILTER_CMP,
+    STORE_FILTER_VALUE_PATH
+} store_filter_kind_t;
+typedef enum {
+    STORE_OP_EQ,
+    STORE_OP_NE,
+    STORE_OP_CO,
+    STORE_OP_SW,
+    STORE_OP_EW,
+    STORE_OP_GT,
+    STORE_OP_GE,
+    STORE_OP_LT,
+    STORE_OP_LE,
+    STORE_OP_PR
+} store_filter_op_t;
+typedef enum { STORE_VAL_STRING, STORE_VAL_NUMBER, STORE_VAL_TRUE, STORE_VAL_FALSE, STORE_VAL_NULL } store_val_t;
+typedef struct st_store_filter_t {
+    store_filter_kind_t kind;
+    struct st_store_filter_t *left, *right; /* AND/OR both; NOT and VALUE_PATH: left (the inner filter) */
+    char *attr;                             /* CMP: the path; VALUE_PATH: the multi-valued attribute */
+    store_filter_op_t op;
+    store_val_t vtype;
+    char *value; /* STRING / NUMBER text */
+} store_filter_t;
+typedef enum { STORE_SCIM_USERS, STORE_SCIM_GROUPS } store_scim_type_t;
+typedef struct st_store_scim_query_t {
+    store_scim_type_t type;
+    const store_filter_t *filter; /* NULL: all */
+    const char *sort_by;          /* lower-case path or NULL (by id) */
+    int descending;
+    int64_t offset, count; /* 0-based; count 0: totals only */
+    int with_members;      /* groups: include members_json */
+} store_scim_query_t;
+/* -EINVAL with a message in err when the filter or sortBy names an attribute that cannot be filtered or the
+ * value does not fit the attribute's type; -E2BIG when the filter has more comparisons than can be bound. Calls cb for
+ * each row of the page; *total = all matches. */
+int store_scim_query(store_t *st, const store_scim_query_t *q, int64_t *total,
+                     void (*user_cb)(void *ctx, const store_scim_user_t *u),
+                     void (*group_cb)(void *ctx, const store_scim_group_t *g), void *ctx, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Compiles only (tests): the WHERE text and the parameters (pointers into the filter). 0, -EINVAL or -E2BIG. */
+int store_scim_compile(store_scim_type_t type, const store_filter_t *f, char **sql, const char **params, int *nparams,
+                       int max_params, char *err, size_t errlen);
+
 #endif

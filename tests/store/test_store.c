@@ -886,6 +886,37 @@ static void test_reconnect(void **state)
     store_close(lst);
 }
 
+/* Transactions nest (store_tx_begin around calls that open their own): everything commits together, and a
+ * failure anywhere rolls back everything, the inner calls' work included. Used by SCIM writes + audit rows. */
+static void test_nested_transactions(void **state)
+{
+    int64_t a = 0, b = 0;
+    store_user_t u;
+    store_scim_user_write_t w = {.username = "nest-a", .doc = "{}"};
+    assert_int_equal(store_tx_begin(st), 0);
+    assert_int_equal(store_scim_user_insert(st, &w, &a), 0);
+    assert_int_equal(store_user_set_disabled(st, a, 1), 0); /* opens and "commits" its own: joins ours */
+    store_audit_event_t ev = {.actor = "scim:test", .action = "scim.user.create", .target = "user:nest-a"};
+    assert_int_equal(store_audit_append(st, &ev), 0);
+    assert_int_equal(store_tx_end(st, 0), 0);
+    assert_int_equal(store_user_get_by_id(st, a, &u), 0);
+    assert_int_equal(u.disabled, 1);
+    store_user_dispose(&u);
+
+    /* a failing inner call: the outer transaction rolls back the earlier work too */
+    w.username = "nest-b";
+    assert_int_equal(store_tx_begin(st), 0);
+    assert_int_equal(store_scim_user_insert(st, &w, &b), 0);
+    w.username = "NEST-B";
+    int64_t dup = 0;
+    int rc = store_scim_user_insert(st, &w, &dup);
+    assert_int_equal(rc, -EEXIST);
+    assert_int_equal(store_tx_end(st, rc), -EEXIST);
+    assert_int_equal(store_user_get(st, "nest-b", &u), -ENOENT);
+    /* and the connection is usable outside a transaction again */
+    assert_int_equal(store_ping(st), 0);
+}
+
 int main(void)
 {
     conninfo = getenv("PORTIER_TEST_PG");
@@ -906,6 +937,7 @@ int main(void)
         cmocka_unit_test(test_user_list),
         cmocka_unit_test(test_mfa_factors_and_replay), /* after the listing: new users */
         cmocka_unit_test(test_mfa_challenges_and_reset),
+        cmocka_unit_test(test_nested_transactions),
         cmocka_unit_test(test_reconnect),
     };
     return cmocka_run_group_tests_name("store", tests, group_setup, group_teardown);
