@@ -1,0 +1,645 @@
+/*
+ * Single sign-on for SAML service providers.
+ *
+ *   GET  /saml/sso?SAMLRequest=...[&RelayState][&SigAlg&Signature]   HTTP-Redirect binding
+ *   POST /saml/sso  SAMLRequest=...[&RelayState]                      HTTP-POST binding
+ *   GET  /saml/sso/resume?state=...    back from /login (or from a cross-site POST that carried no cookie)
+ *   GET  /saml/idp/init?sp=NAME[&RelayState=...]                      IdP-initiated, where the SP allows it
+ *
+ * The loop only copies the request's parts into a job; the worker runs the whole check-then-issue sequence
+ * (sso_request): intake gatekeeper, lasso's parse and signature check against the SP's metadata key, our own
+ * checks (signature required, ACS from metadata, Destination, age, replay), the portier session, ForceAuthn /
+ * IsPassive, the SP's group policy, then lasso builds and signs the Response, which the loop sends as an
+ * auto-submitting form. A user without a session is sent to /login; the request waits server-side in
+ * saml_pending (single use), so nothing from the SP rides along in the URL.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lasso/lasso.h>
+#include <lasso/xml/saml-2.0/samlp2_authn_request.h>
+#include <lasso/xml/saml-2.0/samlp2_name_id_policy.h>
+#include <lasso/xml/saml-2.0/saml2_name_id.h>
+#include <sodium.h>
+
+#include "gateway/gateway.h"
+#include "saml/internal.h"
+
+#define STATE_BYTES     32
+#define STATE_MAX       64
+#define PENDING_TTL     900 /* seconds a request may wait for the user to sign in */
+#define REQUEST_MAX_AGE 600 /* an AuthnRequest older than this (plus skew) is refused */
+#define REPLAY_TTL      (REQUEST_MAX_AGE + 2 * SAML_CLOCK_SKEW)
+#define SP_NAME_MAX     128
+#define RELEASED_MAX    256
+#define LOCATION_MAX    512
+#define SSO_PATH        "/saml/sso"
+#define RESUME_PATH     "/saml/sso/resume"
+
+enum { KIND_REQUEST, KIND_RESUME, KIND_IDP_INIT };
+enum { OUT_UNAVAILABLE, OUT_POST, OUT_LOGIN, OUT_ERROR };
+
+typedef struct st_sso_handler_t {
+    h2o_handler_t super;
+    saml_idp_t *idp;
+} sso_handler_t;
+
+typedef struct st_sso_job_t {
+    gw_job_t super;
+    saml_idp_t *idp;
+    int kind;
+    saml_binding_kind_t binding;
+    char *message;            /* Redirect: the raw query string; POST: the SAMLRequest value (base64) */
+    char *relay_state;        /* NULL or at most SAML_MAX_RELAY_STATE bytes */
+    const char *early_reason; /* refused on the loop already (audited by the worker) */
+    int has_session;
+    uint8_t session[STORE_HASH_LEN];
+    char state[STATE_MAX + 1];
+    char sp_name[SP_NAME_MAX + 1];
+    char source[64];
+    /* result */
+    int outcome;
+    const char *reason;
+    char *acs, *response;
+    char location[LOCATION_MAX];
+} sso_job_t;
+
+/* ---- refusals: one table from reason to what the user sees ---- */
+
+static const struct {
+    const char *reason;
+    int status;
+    const char *text;
+} refusals[] = {
+    {"unknown_sp", 400, "This application is not registered with portier."},
+    {"unknown_state", 400, "This sign-in request has expired or was already used. Start again from the application."},
+    {"acs_not_in_metadata", 400, "The application asked for its answer at an address it has not registered."},
+    {"unsigned_request", 400, "The application's sign-in request must be signed, and it was not."},
+    {"bad_signature", 400, "The signature of the application's sign-in request is not valid."},
+    {"sha1", 400, "The application signed its request with SHA-1, which portier does not accept."},
+    {"algorithm", 400, "The application's request uses a signature algorithm portier does not accept."},
+    {"doctype", 400, "The application's sign-in request is malformed (document type declarations are refused)."},
+    {"too_large", 413, "The application's sign-in request is too large."},
+    {"replayed_request", 400, "This sign-in request was already used. Start again from the application."},
+    {"stale_request", 400, "This sign-in request is too old. Start again from the application."},
+    {"wrong_destination", 400, "This sign-in request was meant for another server."},
+    {"relay_state_too_long", 400, "The application's RelayState is longer than 80 bytes."},
+    {"unsupported_binding", 400, "The application asked for a response binding portier does not offer."},
+    {"not_in_group", 403, "Your account is not allowed to use this application. Ask your administrator for access."},
+    {"no_email", 403, "This application needs an email address, and your account has none."},
+    {"idp_initiated_disabled", 403, "Sign-in started from portier is not enabled for this application."},
+    {"mfa_required", 403, "This application requires multi-factor authentication, which is not available yet."},
+    {NULL, 400, "The application's sign-in request could not be processed."},
+};
+
+static size_t refusal_of(const char *reason)
+{
+    size_t i = 0;
+    while (refusals[i].reason != NULL && strcmp(refusals[i].reason, reason) != 0)
+        ++i;
+    return i;
+}
+
+/* ---- worker side ---- */
+
+static void audit(store_t *db, const char *actor, const char *action, const char *sp, const char *outcome,
+                  const char *source, const char *details)
+{
+    char target[SP_NAME_MAX + 8];
+    snprintf(target, sizeof(target), "sp:%s", sp != NULL ? sp : "(unknown)");
+    store_audit_event_t ev = {.actor = actor,
+                              .action = action,
+                              .target = target,
+                              .outcome = outcome,
+                              .source_addr = source,
+                              .details = details};
+    if (store_audit_append(db, &ev) != 0)
+        gw_log("error", "audit", "append_failed", "action", action, NULL);
+}
+
+static void refuse(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t sp_index, const char *user,
+                   const char *reason)
+{
+    char details[160], actor[320];
+    j->outcome = OUT_ERROR;
+    j->reason = reason;
+    snprintf(details, sizeof(details), "{\"reason\":\"%s\"}", reason);
+    snprintf(actor, sizeof(actor), "%s%s", user != NULL ? "user:" : "anonymous", user != NULL ? user : "");
+    if (sp == NULL)
+        atomic_fetch_add(&j->idp->unknown_sp, 1);
+    else if (strcmp(reason, "not_in_group") == 0)
+        atomic_fetch_add(&j->idp->stats[sp_index].denied, 1);
+    else
+        atomic_fetch_add(&j->idp->stats[sp_index].failed, 1);
+    if (db != NULL)
+        audit(db, actor, "saml.sso", sp != NULL ? sp->name : NULL, "failure", j->source, details);
+    gw_log("info", "saml", "sso.refused", "sp", sp != NULL ? sp->name : "(unknown)", "reason", reason, "source",
+           j->source, NULL);
+}
+
+/* The value of `name` in a raw query string, percent-decoded (malloc'd), or NULL. */
+static char *query_param(const char *query, const char *name)
+{
+    size_t nlen = strlen(name);
+    for (const char *p = query; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, '&');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            char *out = malloc(len - nlen), *o = out;
+            if (out == NULL)
+                return NULL;
+            for (const char *s = p + nlen + 1; s < p + len; ++s) {
+                if (*s == '%' && s + 2 < p + len + 1 && s[1] != '\0' && s[2] != '\0') {
+                    char hex[3] = {s[1], s[2], '\0'};
+                    *o++ = (char)strtol(hex, NULL, 16);
+                    s += 2;
+                } else {
+                    *o++ = *s == '+' ? ' ' : *s;
+                }
+            }
+            *o = '\0';
+            return out;
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+/* Intake of the stored or received message: the gatekeeper's checks, before lasso. */
+static const char *intake(sso_job_t *j)
+{
+    saml_intake_t in;
+    int r;
+    if (j->binding == SAML_BINDING_KIND_REDIRECT) {
+        char *req = query_param(j->message, "SAMLRequest"), *alg = query_param(j->message, "SigAlg");
+        r = saml_intake(j->binding, req, req != NULL ? strlen(req) : 0, alg, j->idp->sc->max_message, &in);
+        free(req);
+        free(alg);
+    } else {
+        r = saml_intake(j->binding, j->message, strlen(j->message), NULL, j->idp->sc->max_message, &in);
+    }
+    if (r != 0)
+        return in.reason;
+    const char *reason = strcmp(in.root, "AuthnRequest") == 0 ? NULL : "not_authn_request";
+    saml_intake_dispose(&in);
+    return reason;
+}
+
+static int parse_instant(const char *s, time_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = s != NULL ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (end == NULL)
+        return -1;
+    if (*end == '.')
+        for (++end; *end >= '0' && *end <= '9'; ++end)
+            ;
+    if (*end != 'Z' || end[1] != '\0')
+        return -1;
+    *out = timegm(&tm);
+    return 0;
+}
+
+static int acs_registered(const saml_sp_config_t *sp, const char *url)
+{
+    for (size_t i = 0; url != NULL && i != sp->md.num_acs; ++i)
+        if (strcmp(sp->md.acs_urls[i], url) == 0)
+            return 1;
+    return 0;
+}
+
+/* Our checks on what lasso parsed (lasso has verified any signature against the SP's metadata key). */
+static const char *check_request(sso_job_t *j, const saml_sp_config_t *sp, LassoLogin *login)
+{
+    LassoSamlp2AuthnRequest *req = LASSO_SAMLP2_AUTHN_REQUEST(LASSO_PROFILE(login)->request);
+    LassoSamlp2RequestAbstract *abs = &req->parent;
+    char expected[1200];
+    time_t issued, now = time(NULL);
+
+    if (sp->require_signed && lasso_profile_get_signature_status(LASSO_PROFILE(login)) != 0)
+        return "unsigned_request";
+    if (req->ProtocolBinding != NULL && strcmp(req->ProtocolBinding, LASSO_SAML2_METADATA_BINDING_POST) != 0)
+        return "unsupported_binding";
+    if (req->AssertionConsumerServiceURL != NULL && !acs_registered(sp, req->AssertionConsumerServiceURL))
+        return "acs_not_in_metadata";
+    snprintf(expected, sizeof(expected), "%s" SSO_PATH, j->idp->conf->public_url);
+    if (abs->Destination != NULL && strcmp(abs->Destination, expected) != 0)
+        return "wrong_destination";
+    if (j->kind == KIND_REQUEST) { /* a resumed request was checked when it arrived */
+        if (parse_instant(abs->IssueInstant, &issued) != 0 || issued > now + SAML_CLOCK_SKEW ||
+            issued < now - REQUEST_MAX_AGE - SAML_CLOCK_SKEW)
+            return "stale_request";
+        if (abs->ID == NULL || *abs->ID == '\0')
+            return "bad_request";
+    }
+    return NULL;
+}
+
+/* Parks the request in saml_pending and sends the browser to sign in, coming back to /saml/sso/resume. */
+static int park(sso_job_t *j, store_t *db, const saml_sp_config_t *sp)
+{
+    uint8_t hash[STORE_HASH_LEN];
+    if (j->kind == KIND_RESUME) { /* already parked: keep the same state */
+        gw_sha256(j->state, strlen(j->state), hash);
+    } else {
+        gw_random_token(STATE_BYTES, j->state, sizeof(j->state), hash);
+        if (store_saml_pending_put(db, hash, sp->md.entity_id,
+                                   j->binding == SAML_BINDING_KIND_REDIRECT ? "redirect" : "post", j->message,
+                                   j->relay_state, PENDING_TTL) != 0)
+            return -1;
+    }
+    /* the state is a bearer of nothing but this request: it may travel in the URL */
+    snprintf(j->location, sizeof(j->location), "/login?return_to=%%2Fsaml%%2Fsso%%2Fresume%%3Fstate%%3D%s", j->state);
+    j->outcome = OUT_LOGIN;
+    return 0;
+}
+
+static int user_in_groups(const store_user_t *u, const saml_sp_config_t *sp)
+{
+    if (sp->num_groups == 0)
+        return 1;
+    for (size_t i = 0; i != sp->num_groups; ++i)
+        for (size_t k = 0; k != u->num_groups; ++k)
+            if (strcmp(sp->groups[i], u->groups[k]) == 0)
+                return 1;
+    return 0;
+}
+
+/* lasso must not try to federate (it would want an ID-FF identity store): it builds a transient subject, which
+ * saml_assertion_fill then replaces with the SP's configured NameID. */
+static void neutral_name_id_policy(LassoLogin *login)
+{
+    LassoSamlp2AuthnRequest *req = LASSO_SAMLP2_AUTHN_REQUEST(LASSO_PROFILE(login)->request);
+    if (req->NameIDPolicy != NULL) {
+        g_free(req->NameIDPolicy->Format);
+        req->NameIDPolicy->Format = g_strdup(LASSO_SAML2_NAME_IDENTIFIER_FORMAT_TRANSIENT);
+        req->NameIDPolicy->AllowCreate = TRUE;
+    }
+}
+
+/* Builds, signs (and encrypts) the Response for a checked request and a signed-in, admitted user. */
+static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t sp_index, LassoLogin *login,
+                         const store_session_t *sess)
+{
+    char name_id[256], released[RELEASED_MAX], instant[32], session_end[32], not_before[32], not_after[32];
+    const char *format;
+    int step_up;
+    time_t now = time(NULL);
+    LassoSamlp2AuthnRequest *req = LASSO_SAMLP2_AUTHN_REQUEST(LASSO_PROFILE(login)->request);
+    const char *class_ref = saml_authn_context(sess, req, &step_up);
+
+    if (step_up)
+        return "mfa_required";
+    if (saml_nameid_for(j->idp, sp, &sess->user, name_id, sizeof(name_id), &format) != 0)
+        return "no_email";
+    neutral_name_id_policy(login);
+    if (lasso_login_validate_request_msg(login, TRUE, TRUE) != 0)
+        return "bad_request";
+    saml_time_format(sess->created_at, instant, sizeof(instant));
+    saml_time_format(sess->expires_at, session_end, sizeof(session_end));
+    saml_time_format(now, not_before, sizeof(not_before));
+    saml_time_format(now + j->idp->sc->assertion_lifetime, not_after, sizeof(not_after));
+    if (lasso_login_build_assertion(login, class_ref, instant, session_end, not_before, not_after) != 0 ||
+        saml_assertion_fill(login, j->idp, sp, &sess->user, name_id, format, released, sizeof(released)) != 0)
+        return "internal";
+    if (sp->sign == SAML_SIGN_ASSERTION)
+        lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
+    if (lasso_login_build_authn_response_msg(login) != 0)
+        return "internal";
+    LassoProfile *p = LASSO_PROFILE(login);
+    if (!acs_registered(sp, p->msg_url) || p->msg_body == NULL) /* the one place the destination is decided */
+        return "acs_not_in_metadata";
+    if (j->kind == KIND_RESUME) { /* single use of the parked request, decided by the database */
+        uint8_t hash[STORE_HASH_LEN];
+        gw_sha256(j->state, strlen(j->state), hash);
+        if (store_saml_pending_take(db, hash) != 0)
+            return "unknown_state";
+    }
+    j->acs = strdup(p->msg_url);
+    j->response = strdup(p->msg_body);
+    if (j->acs == NULL || j->response == NULL)
+        return "internal";
+    j->outcome = OUT_POST;
+    atomic_fetch_add(&j->idp->stats[sp_index].issued, 1);
+
+    char actor[320], details[RELEASED_MAX + 256];
+    snprintf(actor, sizeof(actor), "user:%s", sess->user.username);
+    snprintf(details, sizeof(details), "{\"name_id_format\":\"%s\",\"attributes\":%s,\"encrypted\":%s}", format,
+             released, sp->encrypt ? "true" : "false");
+    audit(db, actor, "saml.assertion", sp->name, "success", j->source, details);
+    gw_log("info", "saml", "sso.issued", "user", sess->user.username, "sp", sp->name, NULL);
+    return NULL;
+}
+
+/* After the request is known good: session, ForceAuthn/IsPassive, group policy, then issue. */
+static void answer(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t sp_index, LassoLogin *login,
+                   time_t parked_at)
+{
+    LassoSamlp2AuthnRequest *req = LASSO_SAMLP2_AUTHN_REQUEST(LASSO_PROFILE(login)->request);
+    store_session_t sess = {0};
+    int r = j->has_session ? store_session_lookup(db, j->session, &sess) : -ENOENT;
+    if (r != 0 && r != -ENOENT)
+        return; /* OUT_UNAVAILABLE */
+    /* ForceAuthn: only a sign-in that happened after the request arrived counts */
+    int fresh = r == 0 && (!req->ForceAuthn || (j->kind == KIND_RESUME && sess.created_at >= parked_at));
+    if (!fresh) {
+        if (req->IsPassive) { /* never show a page: answer the SP with a failure status instead */
+            if (lasso_login_validate_request_msg(login, FALSE, FALSE) == 0 &&
+                lasso_login_build_authn_response_msg(login) == 0 && acs_registered(sp, LASSO_PROFILE(login)->msg_url)) {
+                j->acs = strdup(LASSO_PROFILE(login)->msg_url);
+                j->response = strdup(LASSO_PROFILE(login)->msg_body);
+                j->outcome = j->acs != NULL && j->response != NULL ? OUT_POST : OUT_UNAVAILABLE;
+            } else {
+                refuse(j, db, sp, sp_index, NULL, "bad_request");
+            }
+        } else if (j->kind == KIND_IDP_INIT) { /* nothing to park: the same URL starts over after sign-in */
+            snprintf(j->location, sizeof(j->location), "/login?return_to=%%2Fsaml%%2Fidp%%2Finit%%3Fsp%%3D%s",
+                     j->sp_name);
+            j->outcome = OUT_LOGIN;
+        } else if (park(j, db, sp) != 0) {
+            j->outcome = OUT_UNAVAILABLE;
+        }
+        goto exit;
+    }
+    if (!user_in_groups(&sess.user, sp)) {
+        refuse(j, db, sp, sp_index, sess.user.username, "not_in_group");
+        goto exit;
+    }
+    const char *reason = issue(j, db, sp, sp_index, login, &sess);
+    if (reason != NULL)
+        refuse(j, db, sp, sp_index, sess.user.username, reason);
+exit:
+    store_session_dispose(&sess);
+}
+
+static const char *lasso_reason(int rc)
+{
+    switch (rc) {
+    case LASSO_SERVER_ERROR_PROVIDER_NOT_FOUND:
+    case LASSO_PROFILE_ERROR_UNKNOWN_PROVIDER: return "unknown_sp";
+    case LASSO_DS_ERROR_SIGNATURE_NOT_FOUND: return "unsigned_request";
+    case LASSO_DS_ERROR_INVALID_SIGNATURE:
+    case LASSO_DS_ERROR_SIGNATURE_VERIFICATION_FAILED:
+    case LASSO_DS_ERROR_INVALID_SIGALG:
+    case LASSO_PROFILE_ERROR_INVALID_QUERY: return "bad_signature";
+    default: return "bad_request";
+    }
+}
+
+static void sso_request(sso_job_t *j, store_t *db, LassoServer *ls, time_t parked_at)
+{
+    size_t sp_index = 0;
+    const saml_sp_config_t *sp = NULL;
+    const char *reason = j->early_reason != NULL ? j->early_reason : intake(j);
+    LassoLogin *login = NULL;
+    if (reason != NULL) {
+        refuse(j, db, NULL, 0, NULL, reason);
+        return;
+    }
+    login = lasso_login_new(ls);
+    int rc = lasso_login_process_authn_request_msg(login, j->message);
+    if (LASSO_PROFILE(login)->remote_providerID != NULL)
+        sp = saml_sp_by_entity(j->idp, LASSO_PROFILE(login)->remote_providerID, &sp_index);
+    if (sp == NULL) {
+        refuse(j, db, NULL, 0, NULL, "unknown_sp");
+    } else if (rc != 0) {
+        refuse(j, db, sp, sp_index, NULL, lasso_reason(rc));
+    } else if ((reason = check_request(j, sp, login)) != NULL) {
+        refuse(j, db, sp, sp_index, NULL, reason);
+    } else if (j->kind == KIND_REQUEST &&
+               (rc = store_saml_request_seen(db, sp->md.entity_id,
+                                             LASSO_SAMLP2_REQUEST_ABSTRACT(LASSO_PROFILE(login)->request)->ID,
+                                             REPLAY_TTL)) != 0) {
+        if (rc == -EEXIST)
+            refuse(j, db, sp, sp_index, NULL, "replayed_request");
+    } else {
+        answer(j, db, sp, sp_index, login, parked_at);
+    }
+    lasso_login_destroy(login);
+}
+
+static void idp_initiated(sso_job_t *j, store_t *db, LassoServer *ls)
+{
+    size_t sp_index = 0;
+    const saml_sp_config_t *sp = saml_sp_by_name(j->idp, j->sp_name, &sp_index);
+    if (sp == NULL) {
+        refuse(j, db, NULL, 0, NULL, "unknown_sp");
+        return;
+    }
+    if (!sp->idp_initiated) {
+        refuse(j, db, sp, sp_index, NULL, "idp_initiated_disabled");
+        return;
+    }
+    if (j->early_reason != NULL) {
+        refuse(j, db, sp, sp_index, NULL, j->early_reason);
+        return;
+    }
+    LassoLogin *login = lasso_login_new(ls);
+    if (lasso_login_init_idp_initiated_authn_request(login, sp->md.entity_id) != 0) {
+        refuse(j, db, sp, sp_index, NULL, "internal");
+    } else {
+        LassoSamlp2AuthnRequest *req = LASSO_SAMLP2_AUTHN_REQUEST(LASSO_PROFILE(login)->request);
+        g_free(req->ProtocolBinding);
+        req->ProtocolBinding = g_strdup(LASSO_SAML2_METADATA_BINDING_POST);
+        if (lasso_login_process_authn_request_msg(login, NULL) != 0)
+            refuse(j, db, sp, sp_index, NULL, "internal");
+        else
+            answer(j, db, sp, sp_index, login, 0);
+    }
+    lasso_login_destroy(login);
+}
+
+static void sso_run(gw_job_t *job, gw_worker_t *w)
+{
+    sso_job_t *j = (sso_job_t *)job;
+    store_t *db = gw_worker_db(w);
+    j->outcome = OUT_UNAVAILABLE;
+    if (db == NULL)
+        return;
+    LassoServer *ls = saml_lasso_server(j->idp->lasso, w->index);
+    if (ls == NULL)
+        return;
+    if (j->kind == KIND_IDP_INIT) {
+        idp_initiated(j, db, ls);
+        return;
+    }
+    time_t parked_at = 0;
+    if (j->kind == KIND_RESUME) {
+        uint8_t hash[STORE_HASH_LEN];
+        store_saml_pending_t p;
+        gw_sha256(j->state, strlen(j->state), hash);
+        int r = store_saml_pending_get(db, hash, &p);
+        if (r != 0) {
+            if (r == -ENOENT)
+                refuse(j, db, NULL, 0, NULL, "unknown_state");
+            return;
+        }
+        j->binding = strcmp(p.binding, "redirect") == 0 ? SAML_BINDING_KIND_REDIRECT : SAML_BINDING_KIND_POST;
+        j->message = p.message;
+        j->relay_state = p.relay_state;
+        p.message = p.relay_state = NULL;
+        parked_at = p.created_at;
+        store_saml_pending_dispose(&p);
+    }
+    sso_request(j, db, ls, parked_at);
+}
+
+/* ---- loop side ---- */
+
+static void send_refusal(h2o_req_t *req, const char *reason)
+{
+    size_t i = refusal_of(reason);
+    gw_send_message(req, refusals[i].status, "Sign-in to the application refused", refusals[i].text, NULL, NULL);
+}
+
+static void free_job(sso_job_t *j)
+{
+    free(j->message);
+    free(j->relay_state);
+    free(j->acs);
+    free(j->response);
+    sodium_memzero(j->session, sizeof(j->session));
+    sodium_memzero(j->state, sizeof(j->state));
+    free(j);
+}
+
+static void sso_done(gw_job_t *job)
+{
+    sso_job_t *j = (sso_job_t *)job;
+    h2o_req_t *req = job->req;
+    if (req != NULL) {
+        switch (j->outcome) {
+        case OUT_POST: saml_send_post_form(req, j->acs, "SAMLResponse", j->response, j->relay_state); break;
+        case OUT_LOGIN: gw_send_redirect(req, 303, h2o_strdup(&req->pool, j->location, SIZE_MAX).base); break;
+        case OUT_ERROR: send_refusal(req, j->reason); break;
+        default: gw_send_unavailable(req);
+        }
+    }
+    free_job(j);
+}
+
+static sso_job_t *new_job(h2o_req_t *req, saml_idp_t *idp, int kind)
+{
+    sso_job_t *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return NULL;
+    j->idp = idp;
+    j->kind = kind;
+    h2o_iovec_t cookie = gw_get_cookie(req, idp->conf->session_cookie);
+    if (cookie.base != NULL && cookie.len != 0 && cookie.len <= 128) {
+        gw_sha256(cookie.base, cookie.len, j->session);
+        j->has_session = 1;
+    }
+    gw_peer_addr(req, j->source, sizeof(j->source));
+    return j;
+}
+
+static void submit(h2o_req_t *req, sso_job_t *j)
+{
+    gw_job_submit(gw_loop_of(req), req, &j->super, sso_run, sso_done);
+}
+
+/* RelayState: opaque to us, at most 80 bytes (SAML bindings 3.4.3), kept only to be handed back. */
+static const char *take_relay_state(sso_job_t *j, const char *rs)
+{
+    if (rs == NULL)
+        return NULL;
+    if (strlen(rs) > SAML_MAX_RELAY_STATE)
+        return "relay_state_too_long";
+    j->relay_state = strdup(rs);
+    return NULL;
+}
+
+static int on_sso(h2o_handler_t *self, h2o_req_t *req)
+{
+    saml_idp_t *idp = ((sso_handler_t *)self)->idp;
+    size_t max = idp->sc->max_message;
+    sso_job_t *j = new_job(req, idp, KIND_REQUEST);
+    if (j == NULL)
+        return -1;
+    const char *rs;
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"))) {
+        h2o_iovec_t body = req->entity;
+        const char *msg = gw_form_get(req, body, "SAMLRequest", max);
+        j->binding = SAML_BINDING_KIND_POST;
+        j->message = strdup(msg != NULL ? msg : "");
+        if (msg == NULL)
+            j->early_reason = body.len > max ? "too_large" : "missing";
+        rs = gw_form_get(req, body, "RelayState", 4 * SAML_MAX_RELAY_STATE);
+    } else {
+        size_t qlen = req->query_at != SIZE_MAX ? req->path.len - req->query_at - 1 : 0;
+        j->binding = SAML_BINDING_KIND_REDIRECT;
+        j->message = qlen != 0 ? strndup(req->path.base + req->query_at + 1, qlen) : strdup("");
+        if (qlen > 3 * max) /* percent-encoding at most triples the size */
+            j->early_reason = "too_large";
+        else if (qlen == 0)
+            j->early_reason = "missing";
+        rs = gw_query_get(req, "RelayState", 4 * SAML_MAX_RELAY_STATE);
+    }
+    const char *bad_rs = take_relay_state(j, rs);
+    if (j->early_reason == NULL)
+        j->early_reason = bad_rs;
+    submit(req, j);
+    return 0;
+}
+
+static int on_resume(h2o_handler_t *self, h2o_req_t *req)
+{
+    saml_idp_t *idp = ((sso_handler_t *)self)->idp;
+    const char *state = gw_query_get(req, "state", STATE_MAX);
+    if (state == NULL || *state == '\0') {
+        send_refusal(req, "unknown_state");
+        return 0;
+    }
+    sso_job_t *j = new_job(req, idp, KIND_RESUME);
+    if (j == NULL)
+        return -1;
+    snprintf(j->state, sizeof(j->state), "%s", state);
+    submit(req, j);
+    return 0;
+}
+
+static int valid_sp_name(const char *s)
+{
+    for (; *s != '\0'; ++s)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              strchr("-._~", *s) != NULL))
+            return 0;
+    return 1;
+}
+
+static int on_idp_init(h2o_handler_t *self, h2o_req_t *req)
+{
+    saml_idp_t *idp = ((sso_handler_t *)self)->idp;
+    const char *sp = gw_query_get(req, "sp", SP_NAME_MAX);
+    if (sp == NULL || *sp == '\0' || !valid_sp_name(sp)) {
+        send_refusal(req, "unknown_sp");
+        return 0;
+    }
+    sso_job_t *j = new_job(req, idp, KIND_IDP_INIT);
+    if (j == NULL)
+        return -1;
+    snprintf(j->sp_name, sizeof(j->sp_name), "%s", sp);
+    j->early_reason = take_relay_state(j, gw_query_get(req, "RelayState", 4 * SAML_MAX_RELAY_STATE));
+    submit(req, j);
+    return 0;
+}
+
+static void add(h2o_hostconf_t *hostconf, saml_idp_t *idp, const char *path, int (*cb)(h2o_handler_t *, h2o_req_t *))
+{
+    h2o_pathconf_t *pathconf = h2o_config_register_path(hostconf, path, 0);
+    sso_handler_t *h = (sso_handler_t *)h2o_create_handler(pathconf, sizeof(*h));
+    h->super.on_req = cb;
+    h->idp = idp;
+}
+
+void saml_sso_register(saml_idp_t *idp, h2o_hostconf_t *hostconf)
+{
+    add(hostconf, idp, RESUME_PATH, on_resume); /* before /saml/sso: h2o takes the first matching prefix */
+    add(hostconf, idp, SSO_PATH, on_sso);
+    add(hostconf, idp, "/saml/idp/init", on_idp_init);
+}
