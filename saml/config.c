@@ -55,6 +55,20 @@ static size_t line_of(const yaml_node_t *n)
     return n->start_mark.line + 1;
 }
 
+static int has_control(const char *s)
+{
+    for (; *s != '\0'; ++s)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
+static void replace_string(char **field, const char *v)
+{
+    free(*field);
+    *field = strdup(v);
+}
+
 static int lookup(const named_t *t, const char *s)
 {
     for (; t->name != NULL; ++t)
@@ -215,10 +229,14 @@ static void sp_value(gw_config_ctx_t *ctx, saml_sp_config_t *sp, const char *k, 
         if ((sp->metadata_file = gw_config_file(ctx, line, key, v, 0)) != NULL)
             load_metadata(ctx, sp, line, key);
     } else if (strcmp(k, "name") == 0) {
-        if (*v == '\0' || strlen(v) > MAX_NAME || strpbrk(v, "\"\\<>&") != NULL)
-            gw_config_error(ctx, line, key, "must be 1-%d characters without quotes, backslashes, <, > or &", MAX_NAME);
-        else
-            free(sp->name), sp->name = strdup(v);
+        if (*v == '\0' || strlen(v) > MAX_NAME || strpbrk(v, "\"\\<>&") != NULL || has_control(v)) {
+            gw_config_error(ctx, line, key,
+                            "must be 1-%d characters without quotes, backslashes, <, >, & or control characters",
+                            MAX_NAME);
+        } else {
+            free(sp->name);
+            sp->name = strdup(v);
+        }
     } else if (strcmp(k, "name_id_format") == 0) {
         sp->nameid = (saml_nameid_t)sp_enum(ctx, nameid_names, v, (int)sp->nameid, line, key,
                                             "persistent, email, unspecified, transient");
@@ -288,7 +306,7 @@ static void idp_value(gw_config_ctx_t *ctx, saml_config_t *c, const char *k, yam
             gw_config_error(ctx, line, key, "must be a URI of 1-%d characters (no blanks, quotes, <, > or &)",
                             MAX_ENTITY_ID);
         else
-            free(c->entity_id), c->entity_id = strdup(v);
+            replace_string(&c->entity_id, v);
     } else if (strcmp(k, "key") == 0) {
         free(c->key_file);
         c->key_file = gw_config_file(ctx, line, key, v, 1);

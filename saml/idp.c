@@ -15,10 +15,11 @@
 #include "gateway/gateway.h"
 #include "saml/internal.h"
 
-#define METADATA_PATH "/saml/metadata"
-#define POST_JS_PATH  "/saml/post.js"
-#define POST_JS       "document.getElementById('saml-post').submit();\n"
-#define ORIGIN_MAX    512
+#define METADATA_PATH    "/saml/metadata"
+#define POST_JS_PATH     "/saml/post.js"
+#define POST_JS          "document.getElementById('saml-post').submit();\n"
+#define ORIGIN_MAX       512
+#define SAML_METRIC_LINE 128 /* an SP name in a label is cut here (names are at most 128 bytes) */
 
 typedef struct st_idp_handler_t {
     h2o_handler_t super;
@@ -130,6 +131,37 @@ void saml_idp_destroy(saml_idp_t *idp)
     free(idp->metadata);
     free(idp->entity_id);
     free(idp);
+}
+
+/* ---- metrics ---- */
+
+char *saml_metrics_render(const saml_idp_t *idp, size_t *len)
+{
+    size_t cap = 512 + idp->sc->num_sps * 3 * (SAML_METRIC_LINE + 128), used = 0;
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+#define PUT(...) used += (size_t)snprintf(out + used, cap - used, __VA_ARGS__)
+    PUT("# HELP portier_saml_assertions_total Signed SAML responses with an assertion, by service provider.\n"
+        "# TYPE portier_saml_assertions_total counter\n");
+    for (size_t i = 0; i != idp->sc->num_sps && used < cap; ++i)
+        PUT("portier_saml_assertions_total{sp=\"%.*s\"} %llu\n", SAML_METRIC_LINE, idp->sc->sps[i].name,
+            (unsigned long long)atomic_load(&idp->stats[i].issued));
+    PUT("# HELP portier_saml_refusals_total Refused SAML sign-ins by service provider and kind (policy: the user is "
+        "not in an allowed group; request: the SP's request was refused).\n# TYPE portier_saml_refusals_total "
+        "counter\n");
+    for (size_t i = 0; i != idp->sc->num_sps && used < cap; ++i) {
+        PUT("portier_saml_refusals_total{sp=\"%.*s\",reason=\"policy\"} %llu\n", SAML_METRIC_LINE, idp->sc->sps[i].name,
+            (unsigned long long)atomic_load(&idp->stats[i].denied));
+        PUT("portier_saml_refusals_total{sp=\"%.*s\",reason=\"request\"} %llu\n", SAML_METRIC_LINE,
+            idp->sc->sps[i].name, (unsigned long long)atomic_load(&idp->stats[i].failed));
+    }
+    if (used < cap)
+        PUT("portier_saml_refusals_total{sp=\"(unknown)\",reason=\"request\"} %llu\n",
+            (unsigned long long)atomic_load(&idp->unknown_sp));
+#undef PUT
+    *len = used < cap ? used : cap - 1;
+    return out;
 }
 
 /* ---- endpoints ---- */

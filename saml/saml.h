@@ -102,6 +102,8 @@ struct st_h2o_hostconf_t;
  * lasso_init). */
 saml_idp_t *saml_idp_create(const gw_config_t *conf, const char *state_dir, char *err, size_t errlen);
 void saml_idp_destroy(saml_idp_t *idp);
+/* Per-SP counters in the Prometheus text format (malloc'd), appended to /metrics. */
+char *saml_metrics_render(const saml_idp_t *idp, size_t *len);
 /* Registers /saml/... on hostconf. */
 void saml_register(saml_idp_t *idp, struct st_gw_server_t *server, struct st_h2o_hostconf_t *hostconf);
 

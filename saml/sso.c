@@ -22,6 +22,9 @@
 #include <lasso/lasso.h>
 #include <lasso/xml/saml-2.0/samlp2_authn_request.h>
 #include <lasso/xml/saml-2.0/samlp2_name_id_policy.h>
+#include <lasso/xml/saml-2.0/samlp2_status.h>
+#include <lasso/xml/saml-2.0/samlp2_status_code.h>
+#include <lasso/xml/saml-2.0/samlp2_status_response.h>
 #include <lasso/xml/saml-2.0/saml2_name_id.h>
 #include <sodium.h>
 
@@ -168,24 +171,67 @@ static char *query_param(const char *query, const char *name)
     return NULL;
 }
 
+/* What the gatekeeper learnt from the raw message, for the checks that come before lasso. */
+typedef struct st_peek_t {
+    char *issuer, *acs; /* malloc'd or NULL */
+    int signed_;        /* a signature is present (Redirect: the Signature parameter; POST: an enveloped one) */
+} peek_t;
+
+static char *child_text(xmlNodePtr parent, const char *name)
+{
+    for (xmlNodePtr c = parent->children; c != NULL; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && xmlStrcmp(c->name, (const xmlChar *)name) == 0) {
+            xmlChar *t = xmlNodeGetContent(c);
+            char *out = t != NULL ? strdup((const char *)t) : NULL;
+            xmlFree(t);
+            return out;
+        }
+    return NULL;
+}
+
+static int has_child(xmlNodePtr parent, const char *name)
+{
+    for (xmlNodePtr c = parent->children; c != NULL; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && xmlStrcmp(c->name, (const xmlChar *)name) == 0)
+            return 1;
+    return 0;
+}
+
 /* Intake of the stored or received message: the gatekeeper's checks, before lasso. */
-static const char *intake(sso_job_t *j)
+static const char *intake(sso_job_t *j, peek_t *peek)
 {
     saml_intake_t in;
     int r;
+    memset(peek, 0, sizeof(*peek));
     if (j->binding == SAML_BINDING_KIND_REDIRECT) {
-        char *req = query_param(j->message, "SAMLRequest"), *alg = query_param(j->message, "SigAlg");
+        char *req = query_param(j->message, "SAMLRequest"), *alg = query_param(j->message, "SigAlg"),
+             *sig = query_param(j->message, "Signature");
         r = saml_intake(j->binding, req, req != NULL ? strlen(req) : 0, alg, j->idp->sc->max_message, &in);
+        peek->signed_ = sig != NULL && *sig != '\0';
         free(req);
         free(alg);
+        free(sig);
     } else {
         r = saml_intake(j->binding, j->message, strlen(j->message), NULL, j->idp->sc->max_message, &in);
     }
     if (r != 0)
         return in.reason;
-    const char *reason = strcmp(in.root, "AuthnRequest") == 0 ? NULL : "not_authn_request";
+    if (strcmp(in.root, "AuthnRequest") != 0) {
+        saml_intake_dispose(&in);
+        return "not_authn_request";
+    }
+    xmlNodePtr root = xmlDocGetRootElement(in.doc);
+    if (j->binding == SAML_BINDING_KIND_POST)
+        peek->signed_ = has_child(root, "Signature");
+    peek->issuer = child_text(root, "Issuer");
+    peek->acs = saml_xml_attr(root, "AssertionConsumerServiceURL");
+    if (peek->acs != NULL) { /* libxml memory -> ours */
+        char *copy = strdup(peek->acs);
+        xmlFree(peek->acs);
+        peek->acs = copy;
+    }
     saml_intake_dispose(&in);
-    return reason;
+    return NULL;
 }
 
 static int parse_instant(const char *s, time_t *out)
@@ -335,6 +381,35 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
     return NULL;
 }
 
+/* Responder / NoPassive: lasso's validate with a failed authentication sets a generic status (and returns an
+ * error that only says so); the SP is told precisely why there is no assertion. */
+static void set_no_passive(LassoLogin *login)
+{
+    LassoSamlp2StatusResponse *res = LASSO_SAMLP2_STATUS_RESPONSE(LASSO_PROFILE(login)->response);
+    if (res == NULL || res->Status == NULL || res->Status->StatusCode == NULL)
+        return;
+    LassoSamlp2StatusCode *top = res->Status->StatusCode;
+    g_free(top->Value);
+    top->Value = g_strdup(LASSO_SAML2_STATUS_CODE_RESPONDER);
+    if (top->StatusCode == NULL)
+        top->StatusCode = LASSO_SAMLP2_STATUS_CODE(lasso_samlp2_status_code_new());
+    g_free(top->StatusCode->Value);
+    top->StatusCode->Value = g_strdup(LASSO_SAML2_STATUS_CODE_NO_PASSIVE);
+}
+
+static void answer_no_passive(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t sp_index, LassoLogin *login)
+{
+    lasso_login_validate_request_msg(login, FALSE, FALSE); /* "failed" is what we asked for */
+    set_no_passive(login);
+    if (lasso_login_build_authn_response_msg(login) != 0 || !acs_registered(sp, LASSO_PROFILE(login)->msg_url)) {
+        refuse(j, db, sp, sp_index, NULL, "bad_request");
+        return;
+    }
+    j->acs = strdup(LASSO_PROFILE(login)->msg_url);
+    j->response = strdup(LASSO_PROFILE(login)->msg_body);
+    j->outcome = j->acs != NULL && j->response != NULL ? OUT_POST : OUT_UNAVAILABLE;
+}
+
 /* After the request is known good: session, ForceAuthn/IsPassive, group policy, then issue. */
 static void answer(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t sp_index, LassoLogin *login,
                    time_t parked_at)
@@ -347,15 +422,8 @@ static void answer(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t
     /* ForceAuthn: only a sign-in that happened after the request arrived counts */
     int fresh = r == 0 && (!req->ForceAuthn || (j->kind == KIND_RESUME && sess.created_at >= parked_at));
     if (!fresh) {
-        if (req->IsPassive) { /* never show a page: answer the SP with a failure status instead */
-            if (lasso_login_validate_request_msg(login, FALSE, FALSE) == 0 &&
-                lasso_login_build_authn_response_msg(login) == 0 && acs_registered(sp, LASSO_PROFILE(login)->msg_url)) {
-                j->acs = strdup(LASSO_PROFILE(login)->msg_url);
-                j->response = strdup(LASSO_PROFILE(login)->msg_body);
-                j->outcome = j->acs != NULL && j->response != NULL ? OUT_POST : OUT_UNAVAILABLE;
-            } else {
-                refuse(j, db, sp, sp_index, NULL, "bad_request");
-            }
+        if (req->IsPassive) { /* never show a page: answer the SP with a NoPassive status instead */
+            answer_no_passive(j, db, sp, sp_index, login);
         } else if (j->kind == KIND_IDP_INIT) { /* nothing to park: the same URL starts over after sign-in */
             snprintf(j->location, sizeof(j->location), "/login?return_to=%%2Fsaml%%2Fidp%%2Finit%%3Fsp%%3D%s",
                      j->sp_name);
@@ -390,24 +458,45 @@ static const char *lasso_reason(int rc)
     }
 }
 
+/* The checks that need no lasso: a known issuer, an ACS from its metadata, a signature where one is required. */
+static const char *precheck(sso_job_t *j, const peek_t *peek, const saml_sp_config_t **sp, size_t *sp_index)
+{
+    *sp = peek->issuer != NULL ? saml_sp_by_entity(j->idp, peek->issuer, sp_index) : NULL;
+    if (*sp == NULL)
+        return "unknown_sp";
+    if (peek->acs != NULL && !acs_registered(*sp, peek->acs))
+        return "acs_not_in_metadata";
+    if ((*sp)->require_signed && !peek->signed_)
+        return "unsigned_request";
+    return NULL;
+}
+
 static void sso_request(sso_job_t *j, store_t *db, LassoServer *ls, time_t parked_at)
 {
     size_t sp_index = 0;
     const saml_sp_config_t *sp = NULL;
-    const char *reason = j->early_reason != NULL ? j->early_reason : intake(j);
+    peek_t peek;
+    const char *reason = j->early_reason;
     LassoLogin *login = NULL;
+    memset(&peek, 0, sizeof(peek));
+    if (reason == NULL && (reason = intake(j, &peek)) == NULL)
+        reason = precheck(j, &peek, &sp, &sp_index);
+    free(peek.issuer);
+    free(peek.acs);
     if (reason != NULL) {
-        refuse(j, db, NULL, 0, NULL, reason);
+        refuse(j, db, sp, sp_index, NULL, reason);
         return;
     }
     login = lasso_login_new(ls);
     int rc = lasso_login_process_authn_request_msg(login, j->message);
-    if (LASSO_PROFILE(login)->remote_providerID != NULL)
-        sp = saml_sp_by_entity(j->idp, LASSO_PROFILE(login)->remote_providerID, &sp_index);
-    if (sp == NULL) {
-        refuse(j, db, NULL, 0, NULL, "unknown_sp");
-    } else if (rc != 0) {
+    const char *remote = LASSO_PROFILE(login)->remote_providerID;
+    if (rc != 0) {
+        char code[16];
+        snprintf(code, sizeof(code), "%d", rc);
+        gw_log("info", "saml", "lasso.refused", "code", code, "detail", lasso_strerror(rc), NULL);
         refuse(j, db, sp, sp_index, NULL, lasso_reason(rc));
+    } else if (remote == NULL || strcmp(remote, sp->md.entity_id) != 0) { /* lasso and we must agree */
+        refuse(j, db, sp, sp_index, NULL, "unknown_sp");
     } else if ((reason = check_request(j, sp, login)) != NULL) {
         refuse(j, db, sp, sp_index, NULL, reason);
     } else if (j->kind == KIND_REQUEST &&

@@ -399,6 +399,7 @@ def test_each_assertion_is_audited_with_sp_format_and_attribute_names(saml_env):
 
 def test_metrics_count_per_sp(saml_env):
     sso(saml_env, "py")
+    sso(saml_env, "staffonly")
     m = saml_env["portier"].metrics()
     assert m.get('portier_saml_assertions_total{sp="py"}', 0) >= 1
     assert m.get('portier_saml_refusals_total{sp="staffonly",reason="policy"}', 0) >= 1
