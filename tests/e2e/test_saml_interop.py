@@ -1,0 +1,88 @@
+"""portier's SAML IdP with real service providers from Debian, each started by the test on loopback with its
+default (secure) settings: mod_auth_mellon in a private Apache (it signs its AuthnRequests with rsa-sha256)."""
+import json
+import os
+import tempfile
+import urllib.parse
+
+import pytest
+
+import harness
+import saml_apache
+import saml_peers
+from harness import SESSION_COOKIE
+
+USER, EMAIL, NAME = "carol", "carol@example.com", "Carol Jones"
+
+
+@pytest.fixture(scope="module")
+def env(make_portier):
+    d = tempfile.mkdtemp(prefix="portier-saml-interop.", dir="/tmp")
+    os.chmod(d, 0o755)
+    idp_key, idp_cert, _ = saml_peers.make_rsa(d, "idp", bits=3072)
+    mellon = saml_apache.Mellon()
+    yaml = f"""saml:
+  idp:
+    key: {idp_key}
+    certificate: {idp_cert}
+  service_providers:
+    - {{ metadata: {mellon.metadata_path}, name: mellon, groups: [staff], encrypt_assertion: true }}
+"""
+    p = make_portier(extra_yaml=yaml)
+    mellon.configure(p.get("/saml/metadata").text)
+    mellon.start()
+    cookie = p.setup(USER, groups=["staff", "eng"], email=EMAIL, name=NAME)
+    yield {"portier": p, "mellon": mellon, "cookie": cookie}
+    mellon.stop()
+
+
+def to_portier(mellon, session):
+    """Follows mellon's own redirects (/secret -> /mellon/login) up to the one that leaves for the IdP."""
+    url = mellon.base + "/secret/env"
+    for _ in range(5):
+        r = session.get(url, allow_redirects=False, timeout=10)
+        assert r.status_code in (302, 303), (r.status_code, r.text[:300], mellon.log())
+        url = urllib.parse.urljoin(url, r.headers["location"])
+        if not url.startswith(mellon.base):
+            return url
+    raise AssertionError("mellon never redirected to the IdP")
+
+
+def mellon_login(env, session):
+    """The browser's path: protected page -> portier (signed AuthnRequest) -> POST to mellon's ACS -> page."""
+    p, mellon = env["portier"], env["mellon"]
+    loc = to_portier(mellon, session)
+    assert loc.startswith(p.base + "/saml/sso?")
+    query = urllib.parse.parse_qs(urllib.parse.urlparse(loc).query)
+    assert query["SigAlg"] == ["http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"] and query["Signature"]
+    r = harness.requests.get(loc, cookies={SESSION_COOKIE: env["cookie"]}, verify=False, allow_redirects=False,
+                             timeout=10)
+    assert r.status_code == 200, (r.status_code, r.text[:400])
+    action, fields = saml_peers.form_fields(r.text)
+    assert action == mellon.base + "/mellon/postResponse"
+    assert "EncryptedAssertion" in saml_peers.decode_response(fields["SAMLResponse"])
+    r = session.post(action, data=fields, allow_redirects=False, timeout=10)
+    assert r.status_code in (302, 303), (r.status_code, r.text[:300], mellon.log())
+    r = session.get(mellon.base + "/secret/env", allow_redirects=False, timeout=10)
+    assert r.status_code == 200, (r.status_code, r.text[:300], mellon.log())
+    return json.loads(r.text)
+
+
+def test_mellon_signs_in_with_signed_request_and_encrypted_assertion(env):
+    seen = mellon_login(env, harness.requests.Session())
+    assert seen["MELLON_uid"] == USER
+    assert seen["MELLON_mail"] == EMAIL
+    assert seen["MELLON_displayName"] == NAME
+    assert seen["MELLON_givenName"] == "Carol" and seen["MELLON_sn"] == "Jones"
+    assert sorted(seen["MELLON_groups"].split(";")) == ["eng", "staff"]
+    assert seen["MELLON_NAME_ID_FORMAT"] if "MELLON_NAME_ID_FORMAT" in seen else True
+    assert seen["REMOTE_USER"] == seen["MELLON_NAME_ID"] and len(seen["REMOTE_USER"]) >= 40  # persistent, opaque
+
+
+def test_mellon_user_outside_the_allowed_group_gets_portier_error_page(env):
+    p, mellon = env["portier"], env["mellon"]
+    other = p.setup("mallory", groups=["contractors"], email="m@example.com")
+    s = harness.requests.Session()
+    r = harness.requests.get(to_portier(mellon, s), cookies={SESSION_COOKIE: other}, verify=False,
+                             allow_redirects=False, timeout=10)
+    assert r.status_code == 403 and "SAMLResponse" not in r.text
