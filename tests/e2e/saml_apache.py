@@ -21,7 +21,7 @@ import json, os
 print("Content-Type: application/json\\n")
 print(json.dumps({k: v for k, v in os.environ.items()
                   if k.startswith(("MELLON_", "REMOTE_USER", "Shib-", "uid", "mail", "displayName", "givenName",
-                                   "sn", "groups", "persistent-id", "eppn"))}))
+                                   "sn", "groups", "persistent", "eppn"))}))
 """
 
 
@@ -138,3 +138,133 @@ class Mellon(Apache):
     Require valid-user
 </Location>
 """)
+
+
+SHIB_LOGGER = """log4j.rootCategory=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.fileName={path}
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=%d{{%Y-%m-%d %H:%M:%S}} %p %c %x: %m%n
+"""
+
+SHIB_ATTRIBUTES = """<Attributes xmlns="urn:mace:shibboleth:2.0:attribute-map">
+    <Attribute name="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" id="persistent-id">
+        <AttributeDecoder xsi:type="NameIDAttributeDecoder" formatter="$Name" defaultQualifiers="true"
+            xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"/>
+    </Attribute>
+    <Attribute name="urn:oid:0.9.2342.19200300.100.1.1" id="uid"/>
+    <Attribute name="urn:oid:0.9.2342.19200300.100.1.3" id="mail"/>
+    <Attribute name="urn:oid:2.16.840.1.113730.3.1.241" id="displayName"/>
+    <Attribute name="urn:oid:2.5.4.42" id="givenName"/>
+    <Attribute name="urn:oid:2.5.4.4" id="sn"/>
+    <Attribute name="urn:oid:1.3.6.1.4.1.5923.1.5.1.1" id="groups"/>
+</Attributes>
+"""
+
+
+class Shibboleth(Apache):
+    """Shibboleth SP 3 (shibd + mod_shib) in a private Apache. Its SP metadata is written here from its documented
+    default endpoints (/Shibboleth.sso/SAML2/POST, /Shibboleth.sso/SLO/Redirect); shibd runs with its own socket,
+    storage and logs in the instance directory. Plain HTTP on loopback needs handlerSSL="false" and
+    cookieProps="http"; everything else is the shipped default."""
+
+    def __init__(self):
+        super().__init__("shib", None, [("mod_shib", MODULES + "/mod_shib.so")])
+        self.entity_id = self.base + "/shibboleth"
+        self.key, self.cert, body = __import__("saml_peers").make_rsa(self.dir, "shib-sp")
+        self.metadata_path = self.path("sp-metadata.xml")
+        h = self.base + "/Shibboleth.sso"
+        with open(self.metadata_path, "w") as f:
+            f.write(f"""<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata"
+    xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{self.entity_id}">
+  <md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data>
+    </ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{h}/SLO/Redirect"/>
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{h}/SAML2/POST"
+        index="1"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>
+""")
+        self.shibd = None
+
+    def configure(self, idp_metadata_xml, idp_entity):
+        self.idp_entity = idp_entity
+        with open(self.path("idp.xml"), "w") as f:
+            f.write(idp_metadata_xml)
+        for name in ("shibd", "native"):
+            with open(self.path(name + ".logger"), "w") as f:
+                f.write(SHIB_LOGGER.format(path=self.path(name + ".log")))
+        with open(self.path("attribute-map.xml"), "w") as f:
+            f.write(SHIB_ATTRIBUTES)
+        with open(self.path("shibboleth2.xml"), "w") as f:
+            f.write(f"""<SPConfig xmlns="urn:mace:shibboleth:3.0:native:sp:config"
+    xmlns:conf="urn:mace:shibboleth:3.0:native:sp:config" clockSkew="180">
+    <OutOfProcess logger="{self.path('shibd.logger')}"/>
+    <InProcess logger="{self.path('native.logger')}"/>
+    <UnixListener address="{self.path('shibd.sock')}"/>
+    <RequestMapper type="Native">
+        <RequestMap>
+            <Host name="127.0.0.1" port="{self.port}" scheme="http">
+                <Path name="secret" authType="shibboleth" requireSession="true"/>
+            </Host>
+        </RequestMap>
+    </RequestMapper>
+    <ApplicationDefaults entityID="{self.entity_id}" REMOTE_USER="uid persistent-id">
+        <Sessions lifetime="28800" timeout="3600" relayState="ss:mem" checkAddress="false" handlerSSL="false"
+                  cookieProps="http" redirectLimit="exact">
+            <SSO entityID="{self.idp_entity}">SAML2</SSO>
+            <Logout>SAML2 Local</Logout>
+            <Handler type="Session" Location="/Session" showAttributeValues="true"/>
+        </Sessions>
+        <Errors supportContact="root@localhost" helpLocation="/about.html" styleSheet="/shibboleth-sp/main.css"/>
+        <MetadataProvider type="XML" validate="true" path="{self.path('idp.xml')}"/>
+        <AttributeExtractor type="XML" validate="true" reloadChanges="false" path="{self.path('attribute-map.xml')}"/>
+        <CredentialResolver type="File" key="{self.key}" certificate="{self.cert}"/>
+    </ApplicationDefaults>
+    <SecurityPolicyProvider type="XML" validate="true" path="/etc/shibboleth/security-policy.xml"/>
+    <ProtocolProvider type="XML" validate="true" reloadChanges="false" path="/etc/shibboleth/protocols.xml"/>
+</SPConfig>
+""")
+        self.write_conf(f"""ShibConfig {self.path('shibboleth2.xml')}
+<Location /Shibboleth.sso>
+    SetHandler shib
+</Location>
+<Location /secret>
+    AuthType shibboleth
+    ShibRequestSetting requireSession 1
+    Require shib-session
+</Location>
+""")
+
+    def start(self):
+        os.chmod(self.key, 0o600)
+        if os.geteuid() == 0:
+            subprocess.run(["chown", "-R", "www-data:www-data", self.dir], check=True)
+        user = ["-u", "www-data", "-g", "www-data"] if os.geteuid() == 0 else []
+        self.shibd = subprocess.Popen(["shibd", "-F", "-f", "-c", self.path("shibboleth2.xml"), "-p",
+                                       self.path("shibd.pid"), *user], stdout=open(self.path("shibd.out"), "w"),
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        ok = harness.wait_for(lambda: os.path.exists(self.path("shibd.sock")) or self.shibd.poll() is not None, 30)
+        assert ok and self.shibd.poll() is None, "shibd did not start: " + self.shib_log()
+        super().start()
+
+    def shib_log(self):
+        out = ""
+        for name in ("shibd.out", "shibd.log", "native.log"):
+            try:
+                with open(self.path(name), errors="replace") as f:
+                    out += "--- %s\n%s\n" % (name, f.read()[-2000:])
+            except FileNotFoundError:
+                pass
+        return out
+
+    def stop(self):
+        if self.shibd is not None and self.shibd.poll() is None:
+            self.shibd.terminate()
+            try:
+                self.shibd.wait(10)
+            except subprocess.TimeoutExpired:
+                self.shibd.kill()
+                self.shibd.wait()
+        super().stop()

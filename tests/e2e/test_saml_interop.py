@@ -21,23 +21,31 @@ def env(make_portier):
     os.chmod(d, 0o755)
     idp_key, idp_cert, _ = saml_peers.make_rsa(d, "idp", bits=3072)
     mellon = saml_apache.Mellon()
+    shib = saml_apache.Shibboleth()
     yaml = f"""saml:
   idp:
     key: {idp_key}
     certificate: {idp_cert}
   service_providers:
     - {{ metadata: {mellon.metadata_path}, name: mellon, groups: [staff], encrypt_assertion: true }}
+    - {{ metadata: {shib.metadata_path}, name: shibboleth, attribute_names: uri }}
 """
     p = make_portier(extra_yaml=yaml)
-    mellon.configure(p.get("/saml/metadata").text)
-    mellon.start()
-    cookie = p.setup(USER, groups=["staff", "eng"], email=EMAIL, name=NAME)
-    yield {"portier": p, "mellon": mellon, "cookie": cookie}
-    mellon.stop()
+    idp_md = p.get("/saml/metadata").text
+    mellon.configure(idp_md)
+    shib.configure(idp_md, p.base + "/saml/metadata")
+    try:
+        mellon.start()
+        shib.start()
+        cookie = p.setup(USER, groups=["staff", "eng"], email=EMAIL, name=NAME)
+        yield {"portier": p, "mellon": mellon, "shib": shib, "cookie": cookie}
+    finally:
+        mellon.stop()
+        shib.stop()
 
 
 def to_portier(mellon, session):
-    """Follows mellon's own redirects (/secret -> /mellon/login) up to the one that leaves for the IdP."""
+    """Follows the SP's own redirects (/secret -> /mellon/login) up to the one that leaves for the IdP."""
     url = mellon.base + "/secret/env"
     for _ in range(5):
         r = session.get(url, allow_redirects=False, timeout=10)
@@ -86,3 +94,26 @@ def test_mellon_user_outside_the_allowed_group_gets_portier_error_page(env):
     r = harness.requests.get(to_portier(mellon, s), cookies={SESSION_COOKIE: other}, verify=False,
                              allow_redirects=False, timeout=10)
     assert r.status_code == 403 and "SAMLResponse" not in r.text
+
+
+def test_shibboleth_sp3_signs_in(env):
+    p, shib = env["portier"], env["shib"]
+    s = harness.requests.Session()
+    loc = to_portier(shib, s)
+    assert loc.startswith(p.base + "/saml/sso?"), loc
+    r = harness.requests.get(loc, cookies={SESSION_COOKIE: env["cookie"]}, verify=False, allow_redirects=False,
+                             timeout=10)
+    assert r.status_code == 200, (r.status_code, r.text[:400])
+    action, fields = saml_peers.form_fields(r.text)
+    assert action == shib.base + "/Shibboleth.sso/SAML2/POST"
+    r = s.post(action, data=fields, allow_redirects=False, timeout=10)
+    assert r.status_code in (302, 303), (r.status_code, r.text[:500], shib.shib_log())
+    r = s.get(shib.base + "/secret/env", allow_redirects=False, timeout=10)
+    assert r.status_code == 200, (r.status_code, r.text[:300], shib.shib_log())
+    seen = json.loads(r.text)
+    assert seen["uid"] == USER
+    assert seen["mail"] == EMAIL
+    assert seen["displayName"] == NAME
+    assert sorted(seen["groups"].split(";")) == ["eng", "staff"]
+    assert seen["REMOTE_USER"] == USER
+    assert seen["persistent_id"], seen  # Apache turns the "-" of attribute ids into "_"
