@@ -24,9 +24,10 @@
 
 /* ---- keys.c: a signing key pair, read and checked once ---- */
 typedef struct st_saml_keypair_t {
-    char *key_pem;  /* the private key file's text (wiped on dispose) */
-    char *cert_pem; /* the certificate file's text */
-    char *cert_b64; /* the certificate's DER in base64 without line breaks, for metadata */
+    char *key_file, *cert_file; /* what lasso is given: see lserver.c */
+    char *key_pem;              /* the private key file's text (wiped on dispose) */
+    char *cert_pem;             /* the certificate file's text */
+    char *cert_b64;             /* the certificate's DER in base64 without line breaks, for metadata */
     unsigned bits;
 } saml_keypair_t;
 /* Loads an RSA (2048 or 3072 bit) key and its certificate; refuses other key types and sizes and a certificate

@@ -93,7 +93,8 @@ int saml_keypair_load(saml_keypair_t *kp, const char *key_file, const char *cert
 
     if (saml_cert_load(kp, cert_file, err, errlen) != 0)
         return -1;
-    if ((kp->key_pem = read_pem(key_file, err, errlen)) == NULL)
+    if ((kp->key_pem = read_pem(key_file, err, errlen)) == NULL || (kp->key_file = strdup(key_file)) == NULL ||
+        (kp->cert_file = strdup(cert_file)) == NULL)
         goto exit;
     if ((b = BIO_new_mem_buf(kp->key_pem, -1)) == NULL ||
         (key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL) {
@@ -132,6 +133,8 @@ void saml_keypair_dispose(saml_keypair_t *kp)
     }
     free(kp->cert_pem);
     free(kp->cert_b64);
+    free(kp->key_file);
+    free(kp->cert_file);
     memset(kp, 0, sizeof(*kp));
 }
 

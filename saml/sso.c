@@ -25,6 +25,8 @@
 #include <lasso/xml/saml-2.0/samlp2_status.h>
 #include <lasso/xml/saml-2.0/samlp2_status_code.h>
 #include <lasso/xml/saml-2.0/samlp2_status_response.h>
+#include <lasso/xml/saml-2.0/saml2_assertion.h>
+#include <lasso/xml/saml-2.0/saml2_authn_statement.h>
 #include <lasso/xml/saml-2.0/saml2_name_id.h>
 #include <sodium.h>
 
@@ -327,6 +329,25 @@ static void neutral_name_id_policy(LassoLogin *login)
     }
 }
 
+/* Single logout needs, per SP, the NameID and SessionIndex it was given and lasso's record of the assertion. */
+static int remember_for_logout(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, LassoLogin *login,
+                               const char *name_id, const char *format)
+{
+    LassoSession *session = LASSO_PROFILE(login)->session;
+    LassoNode *node = lasso_login_get_assertion(login);
+    const char *index = NULL;
+    if (node != NULL && LASSO_IS_SAML2_ASSERTION(node) && LASSO_SAML2_ASSERTION(node)->AuthnStatement != NULL)
+        index = LASSO_SAML2_AUTHN_STATEMENT(LASSO_SAML2_ASSERTION(node)->AuthnStatement->data)->SessionIndex;
+    char *dump = session != NULL ? lasso_session_dump(session) : NULL;
+    int rc = dump != NULL && index != NULL
+                 ? store_saml_sp_session_put(db, j->session, sp->md.entity_id, name_id, format, index, dump)
+                 : -1;
+    g_free(dump);
+    if (node != NULL)
+        g_object_unref(node);
+    return rc;
+}
+
 /* Builds, signs (and encrypts) the Response for a checked request and a signed-in, admitted user. */
 static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t sp_index, LassoLogin *login,
                          const store_session_t *sess)
@@ -365,6 +386,8 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
         if (store_saml_pending_take(db, hash) != 0)
             return "unknown_state";
     }
+    if (remember_for_logout(j, db, sp, login, name_id, format) != 0)
+        return "internal";
     j->acs = strdup(p->msg_url);
     j->response = strdup(p->msg_body);
     if (j->acs == NULL || j->response == NULL)

@@ -153,7 +153,22 @@ int store_saml_pending_take(store_t *st, const uint8_t hash[STORE_HASH_LEN]) __a
 void store_saml_pending_dispose(store_saml_pending_t *p);
 /* Remembers that the session signed in to sp (for single logout); replaces an earlier entry. */
 int store_saml_sp_session_put(store_t *st, const uint8_t session[STORE_HASH_LEN], const char *sp, const char *name_id,
-                              const char *format, const char *session_index) __attribute__((warn_unused_result));
+                              const char *format, const char *session_index, const char *lasso_session)
+    __attribute__((warn_unused_result));
+/* The portier session and lasso session dump behind (sp, name_id[, session_index]); -ENOENT. *lasso_session is
+ * malloc'd. */
+int store_saml_sp_session_find(store_t *st, const char *sp, const char *name_id, const char *session_index,
+                               uint8_t session[STORE_HASH_LEN], char **lasso_session)
+    __attribute__((warn_unused_result));
+/* Forgets every SP sign-in of a portier session. */
+int store_saml_sp_sessions_forget(store_t *st, const uint8_t session[STORE_HASH_LEN])
+    __attribute__((warn_unused_result));
+/* Marks the session's SP sign-ins for a logout walk keyed by state (a hash); returns how many (>= 0) or -EIO. */
+int store_saml_logout_start(store_t *st, const uint8_t session[STORE_HASH_LEN], const uint8_t state[STORE_HASH_LEN])
+    __attribute__((warn_unused_result));
+/* Takes (deletes) one SP sign-in of a logout walk: 0 with sp and lasso_session (malloc'd), -ENOENT when done. */
+int store_saml_logout_next(store_t *st, const uint8_t state[STORE_HASH_LEN], char **sp, char **lasso_session)
+    __attribute__((warn_unused_result));
 
 /* Revocation listener connection: LISTEN on STORE_NOTIFY_CHANNEL, then wait. */
 int store_listen(store_t *st) __attribute__((warn_unused_result));

@@ -23,14 +23,20 @@ CREATE TABLE saml_pending (
 );
 CREATE INDEX saml_pending_expiry ON saml_pending (expires_at);
 
--- saml_sp_sessions: which SPs a portier session has signed in to, with the NameID and SessionIndex each was
--- given, so that single logout can tell every one of them. Goes away with the session.
+-- saml_sp_sessions: which SPs a portier session has signed in to, with the NameID, the SessionIndex and lasso's
+-- session dump (the assertion as issued), so that single logout can be validated and propagated. Rows outlive the
+-- portier session on purpose: /logout marks them with a logout state and then walks them one SP at a time. Rows
+-- older than the longest possible session are purged.
 CREATE TABLE saml_sp_sessions (
-    session_hash  bytea NOT NULL REFERENCES sessions (id_hash) ON DELETE CASCADE,
-    sp            text NOT NULL,
-    name_id       text NOT NULL,
+    session_hash   bytea NOT NULL CHECK (length(session_hash) = 32),
+    sp             text NOT NULL,
+    name_id        text NOT NULL,
     name_id_format text NOT NULL,
-    session_index text NOT NULL,
-    created_at    timestamptz NOT NULL DEFAULT now(),
+    session_index  text NOT NULL,
+    lasso_session  text NOT NULL,
+    logout_state   bytea CHECK (logout_state IS NULL OR length(logout_state) = 32),
+    created_at     timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (session_hash, sp)
 );
+CREATE INDEX saml_sp_sessions_name_id ON saml_sp_sessions (sp, name_id);
+CREATE INDEX saml_sp_sessions_logout ON saml_sp_sessions (logout_state) WHERE logout_state IS NOT NULL;
