@@ -257,4 +257,5 @@ void saml_register(saml_idp_t *idp, struct st_gw_server_t *server, h2o_hostconf_
     add(hostconf, idp, METADATA_PATH, on_metadata);
     add(hostconf, idp, POST_JS_PATH, on_post_js);
     saml_sso_register(idp, hostconf);
+    saml_slo_register(idp, hostconf);
 }

@@ -63,6 +63,18 @@ typedef struct st_saml_intake_t {
 int saml_intake(saml_binding_kind_t binding, const char *message, size_t len, const char *sig_alg, size_t max,
                 saml_intake_t *in) __attribute__((warn_unused_result));
 void saml_intake_dispose(saml_intake_t *in);
+/* The value of `name` in a raw query string, percent-decoded (malloc'd), or NULL. */
+char *saml_query_param(const char *query, const char *name);
+typedef struct st_saml_peek_t {
+    char root[32];      /* local name of the root element */
+    char *issuer, *acs; /* malloc'd or NULL */
+    int signed_;        /* a signature is present (Redirect: the Signature parameter; POST: an enveloped one) */
+} saml_peek_t;
+/* saml_intake on a received message (Redirect: the raw query string holding `param`; POST: the base64 value),
+ * then what the message says about itself, for the checks made before lasso. NULL, or the refusal reason. */
+const char *saml_intake_peek(saml_binding_kind_t binding, const char *message, const char *param, size_t max,
+                             saml_peek_t *peek);
+void saml_peek_dispose(saml_peek_t *peek);
 
 /* ---- metadata.c ---- */
 /* The IdP's metadata document (malloc'd). next_cert_b64 may be NULL. */
@@ -135,6 +147,8 @@ const char *saml_authn_context(const struct st_store_session_t *session, const s
 struct st_h2o_hostconf_t;
 struct st_h2o_req_t;
 void saml_sso_register(saml_idp_t *idp, struct st_h2o_hostconf_t *hostconf);
+/* slo.c */
+void saml_slo_register(saml_idp_t *idp, struct st_h2o_hostconf_t *hostconf);
 /* idp.c: the auto-submitting form of the HTTP-POST binding (to an ACS from the SP's metadata). */
 void saml_send_post_form(struct st_h2o_req_t *req, const char *url, const char *field, const char *value,
                          const char *relay_state);

@@ -145,95 +145,13 @@ static void refuse(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t
            j->source, NULL);
 }
 
-/* The value of `name` in a raw query string, percent-decoded (malloc'd), or NULL. */
-static char *query_param(const char *query, const char *name)
+/* The gatekeeper, then a look at what the request says about itself. */
+static const char *intake(sso_job_t *j, saml_peek_t *peek)
 {
-    size_t nlen = strlen(name);
-    for (const char *p = query; p != NULL && *p != '\0';) {
-        const char *end = strchr(p, '&');
-        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
-        if (len > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-            char *out = malloc(len - nlen), *o = out;
-            if (out == NULL)
-                return NULL;
-            for (const char *s = p + nlen + 1; s < p + len; ++s) {
-                if (*s == '%' && s + 2 < p + len + 1 && s[1] != '\0' && s[2] != '\0') {
-                    char hex[3] = {s[1], s[2], '\0'};
-                    *o++ = (char)strtol(hex, NULL, 16);
-                    s += 2;
-                } else {
-                    *o++ = *s == '+' ? ' ' : *s;
-                }
-            }
-            *o = '\0';
-            return out;
-        }
-        p = end != NULL ? end + 1 : NULL;
-    }
-    return NULL;
-}
-
-/* What the gatekeeper learnt from the raw message, for the checks that come before lasso. */
-typedef struct st_peek_t {
-    char *issuer, *acs; /* malloc'd or NULL */
-    int signed_;        /* a signature is present (Redirect: the Signature parameter; POST: an enveloped one) */
-} peek_t;
-
-static char *child_text(xmlNodePtr parent, const char *name)
-{
-    for (xmlNodePtr c = parent->children; c != NULL; c = c->next)
-        if (c->type == XML_ELEMENT_NODE && xmlStrcmp(c->name, (const xmlChar *)name) == 0) {
-            xmlChar *t = xmlNodeGetContent(c);
-            char *out = t != NULL ? strdup((const char *)t) : NULL;
-            xmlFree(t);
-            return out;
-        }
-    return NULL;
-}
-
-static int has_child(xmlNodePtr parent, const char *name)
-{
-    for (xmlNodePtr c = parent->children; c != NULL; c = c->next)
-        if (c->type == XML_ELEMENT_NODE && xmlStrcmp(c->name, (const xmlChar *)name) == 0)
-            return 1;
-    return 0;
-}
-
-/* Intake of the stored or received message: the gatekeeper's checks, before lasso. */
-static const char *intake(sso_job_t *j, peek_t *peek)
-{
-    saml_intake_t in;
-    int r;
-    memset(peek, 0, sizeof(*peek));
-    if (j->binding == SAML_BINDING_KIND_REDIRECT) {
-        char *req = query_param(j->message, "SAMLRequest"), *alg = query_param(j->message, "SigAlg"),
-             *sig = query_param(j->message, "Signature");
-        r = saml_intake(j->binding, req, req != NULL ? strlen(req) : 0, alg, j->idp->sc->max_message, &in);
-        peek->signed_ = sig != NULL && *sig != '\0';
-        free(req);
-        free(alg);
-        free(sig);
-    } else {
-        r = saml_intake(j->binding, j->message, strlen(j->message), NULL, j->idp->sc->max_message, &in);
-    }
-    if (r != 0)
-        return in.reason;
-    if (strcmp(in.root, "AuthnRequest") != 0) {
-        saml_intake_dispose(&in);
-        return "not_authn_request";
-    }
-    xmlNodePtr root = xmlDocGetRootElement(in.doc);
-    if (j->binding == SAML_BINDING_KIND_POST)
-        peek->signed_ = has_child(root, "Signature");
-    peek->issuer = child_text(root, "Issuer");
-    peek->acs = saml_xml_attr(root, "AssertionConsumerServiceURL");
-    if (peek->acs != NULL) { /* libxml memory -> ours */
-        char *copy = strdup(peek->acs);
-        xmlFree(peek->acs);
-        peek->acs = copy;
-    }
-    saml_intake_dispose(&in);
-    return NULL;
+    const char *reason = saml_intake_peek(j->binding, j->message, "SAMLRequest", j->idp->sc->max_message, peek);
+    if (reason == NULL && strcmp(peek->root, "AuthnRequest") != 0)
+        reason = "not_authn_request";
+    return reason;
 }
 
 static int parse_instant(const char *s, time_t *out)
@@ -482,7 +400,7 @@ static const char *lasso_reason(int rc)
 }
 
 /* The checks that need no lasso: a known issuer, an ACS from its metadata, a signature where one is required. */
-static const char *precheck(sso_job_t *j, const peek_t *peek, const saml_sp_config_t **sp, size_t *sp_index)
+static const char *precheck(sso_job_t *j, const saml_peek_t *peek, const saml_sp_config_t **sp, size_t *sp_index)
 {
     *sp = peek->issuer != NULL ? saml_sp_by_entity(j->idp, peek->issuer, sp_index) : NULL;
     if (*sp == NULL)
@@ -498,14 +416,13 @@ static void sso_request(sso_job_t *j, store_t *db, LassoServer *ls, time_t parke
 {
     size_t sp_index = 0;
     const saml_sp_config_t *sp = NULL;
-    peek_t peek;
+    saml_peek_t peek;
     const char *reason = j->early_reason;
     LassoLogin *login = NULL;
     memset(&peek, 0, sizeof(peek));
     if (reason == NULL && (reason = intake(j, &peek)) == NULL)
         reason = precheck(j, &peek, &sp, &sp_index);
-    free(peek.issuer);
-    free(peek.acs);
+    saml_peek_dispose(&peek);
     if (reason != NULL) {
         refuse(j, db, sp, sp_index, NULL, reason);
         return;

@@ -113,6 +113,23 @@ class OneLoginSP:
         return auth
 
 
+def sp_logout_url(sp, auth):
+    """The SP's signed LogoutRequest URL for the session `auth` received; (url, request id)."""
+    lo = OneLogin_Saml2_Auth(sp._request("/logout"), sp.settings)
+    url = lo.logout(name_id=auth.get_nameid(), session_index=auth.get_session_index(),
+                    name_id_format=auth.get_nameid_format(), nq=auth.get_nameid_nq(), spnq=auth.get_nameid_spnq())
+    return url, lo.get_last_request_id()
+
+
+def sp_process_slo(sp, url, request_id=None):
+    """The SP handles a LogoutRequest or LogoutResponse that reached its SLO endpoint as `url`: (auth, redirect url
+    of its answer or None)."""
+    q = {k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlparse(url).query).items()}
+    auth = OneLogin_Saml2_Auth(sp._request("/slo/" + sp.name, get=q), sp.settings)
+    out = auth.process_slo(keep_local_session=True, request_id=request_id)
+    return auth, out
+
+
 def redirect_xml(url):
     """The AuthnRequest XML inside an HTTP-Redirect URL."""
     q = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)

@@ -258,6 +258,65 @@ def test_is_passive_without_session_answers_the_sp_without_a_page(saml_env):
     assert "status:Success" not in xml and "<saml:Assertion" not in xml
 
 
+# ---- single logout ----
+
+def fresh_session(env):
+    login = env["portier"].login(USER)
+    assert login.status_code == 303
+    return login.cookies[SESSION_COOKIE]
+
+
+def test_sp_initiated_logout_ends_the_portier_session_everywhere(saml_env):
+    p = saml_env["portier"]
+    sp = saml_env["sps"]["py"]
+    cookie = fresh_session(saml_env)
+    url, rid = sp.login_url()
+    auth, _ = assertion_ok(saml_env, "py", get(p, url, cookie), rid)
+    assert p.proxied("/", cookie).status_code == 200
+    logout_url, lrid = saml_peers.sp_logout_url(sp, auth)
+    r = get(p, logout_url, cookie)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    loc = r.headers["location"]
+    assert loc.startswith(sp.settings["sp"]["singleLogoutService"]["url"] + "?SAMLResponse=")
+    assert "SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256" in loc
+    sp_auth, _ = saml_peers.sp_process_slo(sp, loc, lrid)
+    assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
+    assert harness.set_cookie_for(r, SESSION_COOKIE) is not None  # the browser's cookie is cleared too
+    assert p.proxied("/", cookie).status_code == 401
+    rows = audit_rows(saml_env, "saml.logout")
+    assert any(row[1] == "sp:py" and "sp" in row[3] for row in rows)
+
+
+def test_portier_logout_logs_out_of_every_sp_signed_in_to(saml_env):
+    p = saml_env["portier"]
+    cookie = fresh_session(saml_env)
+    for name in ("py", "unsigned"):
+        url, rid = saml_env["sps"][name].login_url()
+        assertion_ok(saml_env, name, get(p, url, cookie), rid)
+    r = p.logout(cookie)
+    assert r.status_code == 303 and r.headers["location"].startswith("/saml/slo/next?state=")
+    url, told = p.url(r.headers["location"]), set()
+    for _ in range(8):
+        r = get(p, url)
+        assert r.status_code == 303, (r.status_code, r.text[:300])
+        loc = r.headers["location"]
+        if loc == "/login?logged_out=1":
+            break
+        if loc.startswith("/saml/slo/next?state="):  # an SP answered: on to the next one
+            url = p.url(loc)
+            continue
+        sp = next((sp for sp in saml_env["sps"].values()
+                   if loc.startswith(sp.settings["sp"]["singleLogoutService"]["url"] + "?")), None)
+        assert sp is not None, loc
+        assert "SAMLRequest=" in loc and "Signature=" in loc
+        auth, answer = saml_peers.sp_process_slo(sp, loc)
+        assert auth.get_errors() == [], auth.get_last_error_reason()
+        told.add(sp.name)
+        url = answer  # the SP's LogoutResponse goes back to portier, which continues with the next SP
+    assert told == {"py", "unsigned"} and loc == "/login?logged_out=1"
+    assert p.proxied("/", cookie).status_code == 401
+
+
 # ---- refusals: a clear error page, no assertion, an audit event ----
 
 def refused(r, status, text):

@@ -117,3 +117,26 @@ def test_shibboleth_sp3_signs_in(env):
     assert sorted(seen["groups"].split(";")) == ["eng", "staff"]
     assert seen["REMOTE_USER"] == USER
     assert seen["persistent_id"], seen  # Apache turns the "-" of attribute ids into "_"
+
+
+def test_mellon_single_logout_ends_both_sessions(env):
+    p, mellon = env["portier"], env["mellon"]
+    login = p.login(USER)
+    cookie = login.cookies[SESSION_COOKIE]
+    s = harness.requests.Session()
+    mellon_login({"portier": p, "mellon": mellon, "cookie": cookie}, s)
+    r = s.get(mellon.base + "/mellon/logout?ReturnTo=" + urllib.parse.quote(mellon.base + "/bye"),
+              allow_redirects=False, timeout=10)
+    assert r.status_code in (302, 303), (r.status_code, r.text[:300], mellon.log())
+    loc = r.headers["location"]
+    assert loc.startswith(p.base + "/saml/slo?SAMLRequest=") and "Signature=" in loc
+    r = harness.requests.get(loc, cookies={SESSION_COOKIE: cookie}, verify=False, allow_redirects=False, timeout=10)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    back = r.headers["location"]
+    assert back.startswith(mellon.base + "/mellon/logout?SAMLResponse=")
+    r = s.get(back, allow_redirects=False, timeout=10)
+    assert r.status_code in (302, 303) and r.headers["location"] == mellon.base + "/bye", (r.status_code,
+                                                                                       mellon.log())
+    assert p.proxied("/", cookie).status_code == 401
+    r = s.get(mellon.base + "/secret/env", allow_redirects=False, timeout=10)
+    assert r.status_code in (302, 303)  # mellon's session is gone too
