@@ -356,8 +356,17 @@ static saml_sp_config_t *add_sp(saml_config_t *c)
     return &sps[c->num_sps++];
 }
 
+static int is_null(const yaml_node_t *n)
+{
+    const char *v = (const char *)n->data.scalar.value;
+    return n->type == YAML_SCALAR_NODE && n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+           (*v == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0);
+}
+
 static void load_sp_list(gw_config_ctx_t *ctx, saml_config_t *c, yaml_node_t *n)
 {
+    if (is_null(n)) /* "service_providers:" with every entry commented out */
+        return;
     if (n->type != YAML_SEQUENCE_NODE) {
         gw_config_error(ctx, line_of(n), "saml.service_providers", "expected a list of service providers");
         return;

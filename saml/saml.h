@@ -111,5 +111,9 @@ void saml_register(saml_idp_t *idp, struct st_gw_server_t *server, struct st_h2o
 /* `portier keys saml-rotate`: without a next key, makes <key>.next and <certificate>.next (published from the next
  * start on); with one, moves them into place (the old files are kept as *.prev). Returns an exit code. */
 int saml_cli_rotate(const gw_config_t *conf);
+/* `portier saml add-sp FILE NAME`: checks the metadata and copies it to <sp_dir>/NAME.xml. Exit code. */
+int saml_cli_add_sp(const gw_config_t *conf, const char *file, const char *name);
+/* check-config: the SAML key pair loads and passes the key rules. 0 or -1 with a message. */
+int saml_check(const gw_config_t *conf, char *err, size_t errlen);
 
 #endif

@@ -462,3 +462,83 @@ def test_metrics_count_per_sp(saml_env):
     m = saml_env["portier"].metrics()
     assert m.get('portier_saml_assertions_total{sp="py"}', 0) >= 1
     assert m.get('portier_saml_refusals_total{sp="staffonly",reason="policy"}', 0) >= 1
+
+
+# ---- configuration and command line ----
+
+def cert_body(path):
+    with open(path) as f:
+        return "".join(l.strip() for l in f if not l.startswith("-----"))
+
+
+def test_config_errors_name_file_line_and_key(saml_env):
+    p = saml_env["portier"]
+    d = saml_env["dir"]
+    ec = os.path.join(d, "ec.key")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", ec],
+                   check=True, capture_output=True)
+    os.chmod(ec, 0o600)
+    with open(p.config) as f:
+        text = f.read()
+    head, rest = text.split("saml:\n", 1)
+    tail = rest[rest.index("routes:"):]
+    bad = head + f"""saml:
+  idp:
+    key: {ec}
+    certificate: {saml_env['idp_cert']}
+    assertion_lifetime: 10m
+  service_providers:
+    - {{ metadata: {saml_env['sps']['py'].metadata_path}, name_id_format: opaque, colour: blue }}
+    - {{ metadata: {saml_env['sps']['py'].metadata_path} }}
+    - {{ name: nometadata }}
+""" + tail
+    path = os.path.join(d, "bad.yaml")
+    with open(path, "w") as f:
+        f.write(bad)
+    out = subprocess.run([harness.BIN, "check-config", "-c", path], capture_output=True, text=True)
+    assert out.returncode != 0
+    line = bad[:bad.index("assertion_lifetime")].count("\n") + 1
+    assert "%s:%d: saml.idp.assertion_lifetime:" % (path, line) in out.stderr, out.stderr
+    assert "saml.service_providers[0].name_id_format: \"opaque\" is not one of" in out.stderr
+    assert "saml.service_providers[0].colour: unknown key" in out.stderr
+    assert "saml.service_providers[1]: entity id %s is already configured" % saml_env["sps"]["py"].entity_id \
+        in out.stderr
+    assert "saml.service_providers[2]: metadata is required" in out.stderr
+    # the key rules are checked by check-config too (EC is refused: lasso signs with RSA only)
+    fixed = bad.replace("    assertion_lifetime: 10m\n", "").replace(", name_id_format: opaque, colour: blue", "")
+    fixed = fixed.replace("    - {{ metadata: {0} }}\n".format(saml_env['sps']['py'].metadata_path), "")
+    fixed = fixed.replace("    - { metadata: %s }\n" % saml_env['sps']['py'].metadata_path, "")
+    fixed = fixed.replace("    - { name: nometadata }\n", "")
+    with open(path, "w") as f:
+        f.write(fixed)
+    out = subprocess.run([harness.BIN, "check-config", "-c", path], capture_output=True, text=True)
+    assert out.returncode != 0 and "must be RSA" in out.stderr, out.stderr
+
+
+def test_keys_saml_rotate_publishes_the_next_certificate_then_switches(make_portier):
+    d = tempfile.mkdtemp(prefix="portier-saml-rotate.", dir="/tmp")
+    os.chmod(d, 0o755)
+    key, cert, _ = saml_peers.make_rsa(d, "idp")
+    sp = saml_peers.OneLoginSP(d, "rot", "https://127.0.0.1:1", cert_body(cert))
+    os.makedirs(os.path.join(d, "sps"))
+    p = make_portier(extra_yaml=f"""saml:
+  idp: {{ key: {key}, certificate: {cert} }}
+  sp_dir: {d}/sps
+""", start=False)
+    out = p.cli("saml", "add-sp", sp.metadata_path, "rot")
+    assert "added %s" % sp.entity_id in out.stdout
+    dup = p.cli("saml", "add-sp", sp.metadata_path, "again", check=False)
+    assert dup.returncode != 0 and "already configured" in dup.stderr
+    old = cert_body(cert)
+    out = p.cli("keys", "saml-rotate")
+    assert os.path.exists(key + ".next") and os.stat(key + ".next").st_mode & 0o077 == 0
+    p.start()
+    md = p.get("/saml/metadata").text
+    new = cert_body(cert + ".next")
+    assert old in md and new in md and md.index(old) < md.index(new)  # published, not yet used
+    p.stop()
+    out = p.cli("keys", "saml-rotate")
+    assert cert_body(cert) == new and cert_body(cert + ".prev") == old
+    p.start()
+    md = p.get("/saml/metadata").text
+    assert new in md and old not in md
