@@ -1,9 +1,13 @@
 """portier's SAML IdP with real service providers from Debian, each started by the test on loopback with its
 default (secure) settings: mod_auth_mellon in a private Apache (it signs its AuthnRequests with rsa-sha256)."""
+import glob
 import json
 import os
+import shutil
+import subprocess
 import tempfile
 import urllib.parse
+import warnings
 
 import pytest
 
@@ -140,3 +144,40 @@ def test_mellon_single_logout_ends_both_sessions(env):
     assert p.proxied("/", cookie).status_code == 401
     r = s.get(mellon.base + "/secret/env", allow_redirects=False, timeout=10)
     assert r.status_code in (302, 303)  # mellon's session is gone too
+
+
+def test_mellon_sign_in_in_chromium_with_screenshot(env, tmp_path):
+    """The whole browser path: mellon -> portier login page -> auto-submitted SAML form -> mellon page."""
+    browser_dir = os.path.join(harness.ROOT, "tests", "browser")
+    if shutil.which("node") is None or not os.path.isdir(os.path.join(browser_dir, "node_modules")):
+        message = "BROWSER TEST SKIPPED: node or tests/browser/node_modules missing (scripts/install-deps.sh)"
+        warnings.warn(message)
+        pytest.skip(message)
+    p, mellon = env["portier"], env["mellon"]
+    p.setup("dora", groups=["staff"], email="dora@example.com", name="Dora Explorer")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    secrets_file = tmp_path / "cookies.txt"
+    secrets_file.touch(mode=0o600)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser_saml.js")
+    try:
+        r = subprocess.run(["node", script, mellon.base + "/secret/env", p.base, "dora", harness.PASSWORD,
+                            str(shots), str(secrets_file)], capture_output=True, text=True, timeout=120)
+    finally:
+        for value in secrets_file.read_text().split():
+            harness.register_secret(value)
+        artifacts = os.environ.get("PORTIER_ARTIFACTS")
+        if artifacts:
+            os.makedirs(os.path.join(artifacts, "browser"), exist_ok=True)
+            for png in glob.glob(str(shots / "*.png")):
+                shutil.copy(png, os.path.join(artifacts, "browser"))
+    assert r.returncode == 0, r.stdout + r.stderr + mellon.log()
+    seen = json.loads(r.stdout.split("saml flow ok ", 1)[1])
+    assert seen["MELLON_uid"] == "dora" and seen["MELLON_mail"] == "dora@example.com"
+    assert sorted(os.path.basename(x) for x in glob.glob(str(shots / "*.png"))) == ["saml-1-login.png",
+                                                                                     "saml-2-sp.png"]
+    keep = os.environ.get("PORTIER_SAML_SCREENSHOTS")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        for png in glob.glob(str(shots / "*.png")):
+            shutil.copy(png, keep)
