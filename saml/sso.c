@@ -247,6 +247,16 @@ static void neutral_name_id_policy(LassoLogin *login)
     }
 }
 
+/* An unexpected failure: the step and lasso's code go to the log (neither is secret), "internal" to the user. */
+static const char *internal(const char *step, int rc)
+{
+    char code[16];
+    snprintf(code, sizeof(code), "%d", rc);
+    gw_log("error", "saml", "sso.internal_error", "step", step, "code", code, "detail",
+           rc != 0 ? lasso_strerror(rc) : NULL, NULL);
+    return "internal";
+}
+
 /* Single logout needs, per SP, the NameID and SessionIndex it was given and lasso's record of the assertion. */
 static int remember_for_logout(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, LassoLogin *login,
                                const char *name_id, const char *format)
@@ -256,10 +266,11 @@ static int remember_for_logout(sso_job_t *j, store_t *db, const saml_sp_config_t
     const char *index = NULL;
     if (node != NULL && LASSO_IS_SAML2_ASSERTION(node) && LASSO_SAML2_ASSERTION(node)->AuthnStatement != NULL)
         index = LASSO_SAML2_AUTHN_STATEMENT(LASSO_SAML2_ASSERTION(node)->AuthnStatement->data)->SessionIndex;
-    char *dump = session != NULL ? lasso_session_dump(session) : NULL;
+    /* lasso keeps the assertion in its session only for SPs with a logout endpoint: nothing to remember else */
+    char *dump = session != NULL && !lasso_session_is_empty(session) ? lasso_session_dump(session) : NULL;
     int rc = dump != NULL && index != NULL
                  ? store_saml_sp_session_put(db, j->session, sp->md.entity_id, name_id, format, index, dump)
-                 : -1;
+                 : 0;
     g_free(dump);
     if (node != NULL)
         g_object_unref(node);
@@ -288,13 +299,14 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
     saml_time_format(sess->expires_at, session_end, sizeof(session_end));
     saml_time_format(now, not_before, sizeof(not_before));
     saml_time_format(now + j->idp->sc->assertion_lifetime, not_after, sizeof(not_after));
-    if (lasso_login_build_assertion(login, class_ref, instant, session_end, not_before, not_after) != 0 ||
+    int rc = lasso_login_build_assertion(login, class_ref, instant, session_end, not_before, not_after);
+    if (rc != 0 ||
         saml_assertion_fill(login, j->idp, sp, &sess->user, name_id, format, released, sizeof(released)) != 0)
-        return "internal";
+        return internal("build_assertion", rc);
     if (sp->sign == SAML_SIGN_ASSERTION)
         lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
-    if (lasso_login_build_authn_response_msg(login) != 0)
-        return "internal";
+    if ((rc = lasso_login_build_authn_response_msg(login)) != 0)
+        return internal("build_response", rc);
     LassoProfile *p = LASSO_PROFILE(login);
     if (!acs_registered(sp, p->msg_url) || p->msg_body == NULL) /* the one place the destination is decided */
         return "acs_not_in_metadata";
@@ -305,7 +317,7 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
             return "unknown_state";
     }
     if (remember_for_logout(j, db, sp, login, name_id, format) != 0)
-        return "internal";
+        return internal("remember_for_logout", 0);
     j->acs = strdup(p->msg_url);
     j->response = strdup(p->msg_body);
     if (j->acs == NULL || j->response == NULL)
@@ -468,14 +480,15 @@ static void idp_initiated(sso_job_t *j, store_t *db, LassoServer *ls)
         return;
     }
     LassoLogin *login = lasso_login_new(ls);
-    if (lasso_login_init_idp_initiated_authn_request(login, sp->md.entity_id) != 0) {
-        refuse(j, db, sp, sp_index, NULL, "internal");
+    int rc = lasso_login_init_idp_initiated_authn_request(login, sp->md.entity_id);
+    if (rc != 0) {
+        refuse(j, db, sp, sp_index, NULL, internal("init_idp_initiated", rc));
     } else {
         LassoSamlp2AuthnRequest *req = LASSO_SAMLP2_AUTHN_REQUEST(LASSO_PROFILE(login)->request);
         g_free(req->ProtocolBinding);
         req->ProtocolBinding = g_strdup(LASSO_SAML2_METADATA_BINDING_POST);
-        if (lasso_login_process_authn_request_msg(login, NULL) != 0)
-            refuse(j, db, sp, sp_index, NULL, "internal");
+        if ((rc = lasso_login_process_authn_request_msg(login, NULL)) != 0)
+            refuse(j, db, sp, sp_index, NULL, internal("idp_initiated_request", rc));
         else
             answer(j, db, sp, sp_index, login, 0);
     }
