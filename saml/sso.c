@@ -218,8 +218,13 @@ static int park(sso_job_t *j, store_t *db, const saml_sp_config_t *sp)
                                    j->relay_state, PENDING_TTL) != 0)
             return -1;
     }
-    /* the state is a bearer of nothing but this request: it may travel in the URL */
-    snprintf(j->location, sizeof(j->location), "/login?return_to=%%2Fsaml%%2Fsso%%2Fresume%%3Fstate%%3D%s", j->state);
+    /* the state is a bearer of nothing but this request: it may travel in the URL. A cross-site POST carries no
+     * SameSite=Lax cookie, so the browser may well be signed in: try again with a top-level GET first. */
+    if (j->binding == SAML_BINDING_KIND_POST && !j->has_session && j->kind == KIND_REQUEST)
+        snprintf(j->location, sizeof(j->location), RESUME_PATH "?state=%s", j->state);
+    else
+        snprintf(j->location, sizeof(j->location), "/login?return_to=%%2Fsaml%%2Fsso%%2Fresume%%3Fstate%%3D%s",
+                 j->state);
     j->outcome = OUT_LOGIN;
     return 0;
 }

@@ -185,6 +185,19 @@ def test_post_binding_authn_request(saml_env):
     assert auth.get_nameid() == USER  # unspecified = the user name
 
 
+def test_post_binding_without_cookie_retries_as_a_top_level_get(saml_env):
+    """A cross-site POST carries no SameSite=Lax cookie: portier parks the request and retries with a GET (which
+    does carry it) before asking anyone to sign in."""
+    p = saml_env["portier"]
+    sp = saml_env["sps"]["unsigned"]
+    url, rid = sp.login_url()
+    xml = saml_peers.redirect_xml(url)
+    r = harness.requests.post(p.url("/saml/sso"), data={"SAMLRequest": base64.b64encode(xml.encode()).decode()},
+                              verify=False, allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and r.headers["location"].startswith("/saml/sso/resume?state=")
+    assertion_ok(saml_env, "unsigned", get(p, p.url(r.headers["location"]), saml_env["cookie"]), rid)
+
+
 def test_encrypted_assertion_with_uri_attribute_names_and_transient_nameid(saml_env):
     r, rid = sso(saml_env, "pyenc")
     auth, fields = assertion_ok(saml_env, "pyenc", r, rid)
