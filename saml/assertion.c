@@ -38,7 +38,8 @@
 #define TRANSIENT_BYTES    20
 #define MAX_NAME_PART      256
 
-/* The released attributes: basic name, URI name (the eduPerson/inetOrgPerson OIDs SPs expect). */
+/* The released attributes: basic name, URI name (the eduPerson/inetOrgPerson OIDs SPs expect). The order is the
+ * order of the SAML_ATTR_* bits (sp->renamed is indexed by it). */
 static const struct {
     unsigned bit;
     const char *basic, *uri;
@@ -121,9 +122,12 @@ static void add_value(LassoSaml2Attribute *attr, const char *value)
 static LassoSaml2Attribute *new_attribute(const saml_sp_config_t *sp, size_t def)
 {
     LassoSaml2Attribute *attr = LASSO_SAML2_ATTRIBUTE(lasso_saml2_attribute_new());
-    attr->Name = g_strdup(sp->uri_names ? attr_defs[def].uri : attr_defs[def].basic);
-    attr->NameFormat = g_strdup(sp->uri_names ? NAME_FORMAT_URI : NAME_FORMAT_BASIC);
-    if (sp->uri_names)
+    const char *renamed = sp->renamed[def];
+    attr->Name = g_strdup(renamed != NULL ? renamed : sp->uri_names ? attr_defs[def].uri : attr_defs[def].basic);
+    /* a mapped name is a URI when it looks like one (urn:, http(s):), else a basic name */
+    int uri = renamed != NULL ? strchr(renamed, ':') != NULL : sp->uri_names;
+    attr->NameFormat = g_strdup(uri ? NAME_FORMAT_URI : NAME_FORMAT_BASIC);
+    if (uri)
         attr->FriendlyName = g_strdup(attr_defs[def].basic);
     return attr;
 }

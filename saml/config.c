@@ -28,6 +28,7 @@
 #define MIN_MESSAGE    4096
 #define MAX_MESSAGE    (1024 * 1024) /* security.md: POST body at most 1 MiB */
 #define MAX_NAME       128
+#define MAX_ATTR_NAME  256
 #define MAX_SP_DIR_XML SAML_MAX_SPS
 
 typedef struct st_named_t {
@@ -199,6 +200,37 @@ static int sp_enum(gw_config_ctx_t *ctx, const named_t *t, const char *v, int ke
     return keep;
 }
 
+/* attribute_map: { mail: email, groups: "http://schemas.xmlsoap.org/claims/Group" }: the Name to send for a
+ * released attribute, for SPs that expect other names than ours. */
+static void attribute_map(gw_config_ctx_t *ctx, saml_sp_config_t *sp, yaml_node_t *v, const char *key)
+{
+    char k2[200];
+    if (v->type != YAML_MAPPING_NODE) {
+        gw_config_error(ctx, line_of(v), key, "expected a mapping of attribute: name");
+        return;
+    }
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; ++p) {
+        yaml_node_t *kn = gw_config_node(ctx, p->key), *vn = gw_config_node(ctx, p->value);
+        const char *attr = kn->type == YAML_SCALAR_NODE ? (const char *)kn->data.scalar.value : "";
+        int bit = lookup(attr_names, attr);
+        snprintf(k2, sizeof(k2), "%s.%.80s", key, attr);
+        const char *name = gw_config_scalar(ctx, vn, k2);
+        if (bit < 0) {
+            gw_config_error(ctx, line_of(kn), k2,
+                            "\"%.80s\" is not one of uid, mail, displayName, givenName, sn, groups", attr);
+        } else if (name != NULL && (*name == '\0' || strlen(name) > MAX_ATTR_NAME || has_control(name) ||
+                                    strpbrk(name, "\"<>&") != NULL)) {
+            gw_config_error(ctx, line_of(vn), k2,
+                            "must be 1-%d characters without quotes, <, >, & or control characters", MAX_ATTR_NAME);
+        } else if (name != NULL) {
+            size_t i = 0;
+            while ((1u << i) != (unsigned)bit)
+                ++i;
+            replace_string(&sp->renamed[i], name);
+        }
+    }
+}
+
 static void sp_bool(gw_config_ctx_t *ctx, const char *v, int *out, size_t line, const char *key)
 {
     int b = gw_config_parse_bool(v);
@@ -219,6 +251,10 @@ static void sp_value(gw_config_ctx_t *ctx, saml_sp_config_t *sp, const char *k, 
     }
     if (strcmp(k, "attributes") == 0) {
         sp->attributes = attribute_set(ctx, vn, key);
+        return;
+    }
+    if (strcmp(k, "attribute_map") == 0) {
+        attribute_map(ctx, sp, vn, key);
         return;
     }
     const char *v = gw_config_scalar(ctx, vn, key);
@@ -258,16 +294,10 @@ static void sp_value(gw_config_ctx_t *ctx, saml_sp_config_t *sp, const char *k, 
 
 static void load_sp(gw_config_ctx_t *ctx, saml_sp_config_t *sp, size_t i, yaml_node_t *n)
 {
-    static const char *const sp_keys[] = {"metadata",
-                                          "name",
-                                          "groups",
-                                          "name_id_format",
-                                          "attributes",
-                                          "attribute_names",
-                                          "sign",
-                                          "encrypt_assertion",
-                                          "require_signed_requests",
-                                          "idp_initiated"};
+    static const char *const sp_keys[] = {
+        "metadata",        "name",          "groups", "name_id_format",    "attributes",
+        "attribute_names", "attribute_map", "sign",   "encrypt_assertion", "require_signed_requests",
+        "idp_initiated"};
     char key[160], where[64];
     snprintf(where, sizeof(where), "saml.service_providers[%zu]", i);
     sp_defaults(sp);
@@ -497,6 +527,8 @@ void saml_config_free(saml_config_t *c)
         free(sp->name);
         free(sp->metadata_file);
         free_list(sp->groups);
+        for (size_t a = 0; a != SAML_ATTR_COUNT; ++a)
+            free(sp->renamed[a]);
         saml_sp_metadata_dispose(&sp->md);
     }
     free(c->sps);

@@ -42,6 +42,7 @@ enum {
     SAML_ATTR_GROUPS = 1 << 5,
     SAML_ATTR_ALL = (1 << 6) - 1
 };
+#define SAML_ATTR_COUNT 6
 
 /* What the SP's metadata says, parsed at configuration time. */
 typedef struct st_saml_sp_metadata_t {
@@ -60,8 +61,9 @@ typedef struct st_saml_sp_config_t {
     char **groups; /* NULL-terminated; empty = every signed-in user */
     size_t num_groups;
     saml_nameid_t nameid;
-    unsigned attributes; /* SAML_ATTR_* */
-    int uri_names;       /* attribute names as urn:oid (URI name format) rather than basic names */
+    unsigned attributes;            /* SAML_ATTR_* */
+    char *renamed[SAML_ATTR_COUNT]; /* attribute_map: the Name sent instead of the standard one, or NULL */
+    int uri_names;                  /* attribute names as urn:oid (URI name format) rather than basic names */
     saml_sign_t sign;
     int encrypt;        /* encrypt the assertion with the SP's key */
     int require_signed; /* AuthnRequests must be signed (also forced by the metadata) */

@@ -46,7 +46,7 @@ class OneLoginSP:
     hands the POSTed form to the library as the ACS would receive it)."""
 
     def __init__(self, directory, name, idp_base, idp_cert_body, port=9, sign_requests=True, encrypt=False,
-                 sha1=False, binding="redirect"):
+                 sha1=False, binding="redirect", requested_authn_context=True):
         self.name = name
         self.port = port
         self.entity_id = "http://127.0.0.1:%d/sp/%s" % (port, name)
@@ -86,6 +86,7 @@ class OneLoginSP:
                 "wantAssertionsEncrypted": encrypt,
                 "signatureAlgorithm": sig,
                 "digestAlgorithm": SHA1 if sha1 else SHA256,
+                "requestedAuthnContext": requested_authn_context,
             },
         }
         self.metadata_path = os.path.join(directory, "sp-%s.xml" % name)

@@ -35,6 +35,8 @@ def saml_env(make_portier, keys):
         "unsigned": saml_peers.OneLoginSP(d, "unsigned", base, idp_body, sign_requests=False),
         "mustsign": saml_peers.OneLoginSP(d, "mustsign", base, idp_body, sign_requests=False),
         "sha1": saml_peers.OneLoginSP(d, "sha1", base, idp_body, sha1=True),
+        "mfa": saml_peers.OneLoginSP(d, "mfa", base, idp_body, requested_authn_context=[
+            "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken"]),
     }
     unknown = saml_peers.OneLoginSP(d, "unknown", base, idp_body)
     yaml = f"""saml:
@@ -48,9 +50,11 @@ def saml_env(make_portier, keys):
         name_id_format: transient }}
     - {{ metadata: {sps['staffonly'].metadata_path}, name: staffonly, groups: [admins] }}
     - {{ metadata: {sps['email'].metadata_path}, name: email, name_id_format: email, sign: assertion }}
-    - {{ metadata: {sps['unsigned'].metadata_path}, name: unsigned, name_id_format: unspecified }}
+    - {{ metadata: {sps['unsigned'].metadata_path}, name: unsigned, name_id_format: unspecified,
+        attribute_map: {{ groups: memberOf, mail: "urn:oid:0.9.2342.19200300.100.1.3" }} }}
     - {{ metadata: {sps['mustsign'].metadata_path}, name: mustsign, require_signed_requests: true }}
     - {{ metadata: {sps['sha1'].metadata_path}, name: sha1 }}
+    - {{ metadata: {sps['mfa'].metadata_path}, name: mfa }}
 """
     p = make_portier(extra_yaml=yaml, start=False)
     # the SPs were told this port before the instance existed: move the instance onto it
@@ -183,6 +187,9 @@ def test_post_binding_authn_request(saml_env):
     auth, fields = assertion_ok(saml_env, "unsigned", r, rid)
     assert fields["RelayState"] == "rs-post"
     assert auth.get_nameid() == USER  # unspecified = the user name
+    attrs = auth.get_attributes()  # attribute_map renames what this SP expects differently
+    assert attrs["memberOf"] == ["staff"] and "groups" not in attrs
+    assert attrs["urn:oid:0.9.2342.19200300.100.1.3"] == [EMAIL] and attrs["uid"] == [USER]
 
 
 def test_post_binding_without_cookie_retries_as_a_top_level_get(saml_env):
@@ -373,6 +380,11 @@ def test_sha1_signed_request_is_refused(saml_env):
     refused(get(saml_env["portier"], url, saml_env["cookie"]), 400, "SHA-1")
     rows = audit_rows(saml_env, "saml.sso")
     assert any('"sha1"' in row[3] for row in rows)
+
+
+def test_request_for_multi_factor_context_is_refused_until_mfa_exists(saml_env):
+    r, _ = sso(saml_env, "mfa")
+    refused(r, 403, "multi-factor")
 
 
 def test_user_not_in_allowed_group_is_refused(saml_env):
