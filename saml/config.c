@@ -346,6 +346,8 @@ static void idp_value(gw_config_ctx_t *ctx, saml_config_t *c, const char *k, yam
     } else if (strcmp(k, "persistent_id_key") == 0) {
         free(c->nameid_key_file);
         c->nameid_key_file = gw_config_resolve(ctx, v);
+    } else if (strcmp(k, "sign_metadata") == 0) {
+        sp_bool(ctx, v, &c->sign_metadata, line, key);
     } else if (strcmp(k, "assertion_lifetime") == 0) {
         if (gw_parse_duration(v, &n) != 0 || n < 1 || n > SAML_MAX_LIFETIME)
             gw_config_error(ctx, line, key, "\"%.80s\" must be a duration of 1..%d seconds", v, SAML_MAX_LIFETIME);

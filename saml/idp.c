@@ -91,6 +91,11 @@ saml_idp_t *saml_idp_create(const gw_config_t *conf, const char *state_dir, char
         idp->entity_id = NULL;
     idp->metadata = saml_idp_metadata_build(idp->entity_id, conf->public_url, idp->kp.cert_b64,
                                             idp->has_next ? idp->next.cert_b64 : NULL);
+    if (idp->metadata != NULL && sc->sign_metadata &&
+        (idp->served_metadata = saml_metadata_sign(idp->metadata, sc->key_file, sc->cert_file)) == NULL) {
+        snprintf(err, errlen, "cannot sign the metadata");
+        goto fail;
+    }
     idp->peers = calloc(sc->num_sps + 1, sizeof(*idp->peers));
     idp->stats = calloc(sc->num_sps + 1, sizeof(*idp->stats));
     if (idp->entity_id == NULL || idp->metadata == NULL || idp->peers == NULL || idp->stats == NULL) {
@@ -129,6 +134,7 @@ void saml_idp_destroy(saml_idp_t *idp)
     free(idp->peers);
     free(idp->stats);
     free(idp->metadata);
+    free(idp->served_metadata);
     free(idp->entity_id);
     free(idp);
 }
@@ -180,7 +186,8 @@ static void send_static(h2o_req_t *req, const char *type, const char *body, size
 static int on_metadata(h2o_handler_t *self, h2o_req_t *req)
 {
     saml_idp_t *idp = ((idp_handler_t *)self)->idp;
-    send_static(req, "application/samlmetadata+xml", idp->metadata, strlen(idp->metadata), "public, max-age=300");
+    const char *md = idp->served_metadata != NULL ? idp->served_metadata : idp->metadata;
+    send_static(req, "application/samlmetadata+xml", md, strlen(md), "public, max-age=300");
     return 0;
 }
 

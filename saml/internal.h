@@ -81,6 +81,9 @@ void saml_peek_dispose(saml_peek_t *peek);
 char *saml_idp_metadata_build(const char *entity_id, const char *base_url, const char *cert_b64,
                               const char *next_cert_b64);
 
+/* The same document with an enveloped RSA-SHA256 signature by key_file (malloc'd), or NULL. */
+char *saml_metadata_sign(const char *xml, const char *key_file, const char *cert_file);
+
 /* ---- lserver.c: one LassoServer per worker thread ---- */
 typedef struct st_saml_lasso_t saml_lasso_t;
 typedef struct st_saml_peer_t {
@@ -111,7 +114,8 @@ struct st_saml_idp_t {
     const gw_config_t *conf;
     const saml_config_t *sc;
     char *entity_id;
-    char *metadata; /* our EntityDescriptor */
+    char *metadata;        /* our EntityDescriptor, as lasso is given it */
+    char *served_metadata; /* what /saml/metadata answers: the same, signed when saml.idp.sign_metadata is set */
     saml_keypair_t kp, next;
     int has_next;
     uint8_t nameid_key[SAML_NAMEID_KEY_LEN];

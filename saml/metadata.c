@@ -9,6 +9,11 @@
 #include <string.h>
 
 #include <libxml/tree.h>
+#include <xmlsec/crypto.h>
+#include <xmlsec/templates.h>
+#include <xmlsec/xmldsig.h>
+#include <xmlsec/xmlsec.h>
+#include <xmlsec/xmltree.h>
 
 #include "saml/internal.h"
 
@@ -215,4 +220,54 @@ char *saml_idp_metadata_build(const char *entity_id, const char *base_url, const
     free(eid);
     free(base);
     return b;
+}
+
+/* ---- signed metadata ---- */
+
+/* An enveloped RSA-SHA256 signature over the whole document (Reference URI=""), as the first child of the root
+ * (where the metadata schema wants it), with the certificate in KeyInfo. xmlsec is initialised by lasso_init. */
+static int sign_document(xmlDocPtr doc, const char *key_file, const char *cert_file)
+{
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    xmlNodePtr sig = xmlSecTmplSignatureCreate(doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id, NULL);
+    xmlSecDSigCtxPtr ctx = NULL;
+    int ret = -1;
+    if (sig == NULL)
+        return -1;
+    if (root->children != NULL)
+        xmlAddPrevSibling(root->children, sig);
+    else
+        xmlAddChild(root, sig);
+    xmlNodePtr ref = xmlSecTmplSignatureAddReference(sig, xmlSecTransformSha256Id, NULL, (const xmlChar *)"", NULL);
+    xmlNodePtr key_info = xmlSecTmplSignatureEnsureKeyInfo(sig, NULL);
+    if (ref == NULL || key_info == NULL || xmlSecTmplReferenceAddTransform(ref, xmlSecTransformEnvelopedId) == NULL ||
+        xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId) == NULL ||
+        xmlSecTmplKeyInfoAddX509Data(key_info) == NULL || (ctx = xmlSecDSigCtxCreate(NULL)) == NULL)
+        goto exit;
+    ctx->signKey = xmlSecCryptoAppKeyLoad(key_file, xmlSecKeyDataFormatPem, NULL, NULL, NULL);
+    if (ctx->signKey == NULL || xmlSecCryptoAppKeyCertLoad(ctx->signKey, cert_file, xmlSecKeyDataFormatPem) < 0 ||
+        xmlSecDSigCtxSign(ctx, sig) < 0)
+        goto exit;
+    ret = 0;
+exit:
+    if (ctx != NULL)
+        xmlSecDSigCtxDestroy(ctx);
+    return ret;
+}
+
+char *saml_metadata_sign(const char *xml, const char *key_file, const char *cert_file)
+{
+    const char *reason;
+    xmlDocPtr doc = saml_xml_parse(xml, strlen(xml), &reason);
+    xmlChar *out = NULL;
+    int len = 0;
+    char *signed_xml = NULL;
+    if (doc != NULL && sign_document(doc, key_file, cert_file) == 0) {
+        xmlDocDumpMemory(doc, &out, &len);
+        if (out != NULL)
+            signed_xml = strndup((const char *)out, (size_t)len);
+        xmlFree(out);
+    }
+    xmlFreeDoc(doc);
+    return signed_xml;
 }

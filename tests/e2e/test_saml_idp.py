@@ -44,6 +44,7 @@ def saml_env(make_portier, keys):
     key: {idp_key}
     certificate: {idp_cert}
     assertion_lifetime: 5m
+    sign_metadata: true
   service_providers:
     - {{ metadata: {sps['py'].metadata_path}, name: py, attribute_names: basic, idp_initiated: true }}
     - {{ metadata: {sps['pyenc'].metadata_path}, name: pyenc, encrypt_assertion: true, attribute_names: uri,
@@ -115,6 +116,19 @@ def test_metadata_publishes_entity_endpoints_and_certificate(saml_env):
         body = "".join(l.strip() for l in f if not l.startswith("-----"))
     assert body in md
     assert "nameid-format:persistent" in md and "nameid-format:emailAddress" in md
+    # sign_metadata: an enveloped RSA-SHA256 signature that xmlsec1 verifies with the published certificate
+    path = os.path.join(saml_env["dir"], "metadata.xml")
+
+    def verify(text):
+        with open(path, "w") as f:
+            f.write(text)
+        return subprocess.run(["xmlsec1", "--verify", "--pubkey-cert-pem", saml_env["idp_cert"], path],
+                              capture_output=True, text=True)
+
+    assert "xmldsig-more#rsa-sha256" in md
+    ok = verify(md)
+    assert ok.returncode == 0, ok.stderr
+    assert verify(md.replace("/saml/sso", "/saml/evil", 1)).returncode != 0
 
 
 # ---- SP-initiated SSO ----
