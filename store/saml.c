@@ -12,15 +12,13 @@ int store_saml_request_seen(store_t *st, const char *sp, const char *request_id,
 {
     char secs[STORE_I64_LEN];
     store_i64(secs, ttl);
-    /* the purge is cheap (indexed) and keeps the table at the size of the last few minutes of traffic */
-    int rc = store_run(st, "DELETE FROM saml_request_ids WHERE expires_at < now()", 0, NULL, NULL);
-    if (rc != 0)
-        return rc;
     const char *p[] = {sp, request_id, secs};
-    rc = store_run_one(st,
-                       "INSERT INTO saml_request_ids (sp, request_id, expires_at) "
-                       "VALUES ($1, $2, now() + make_interval(secs => $3::bigint)) ON CONFLICT DO NOTHING",
-                       3, p, NULL);
+    /* one round trip: purge what expired (indexed; keeps the table at a few minutes of traffic), then record */
+    int rc = store_run_one(st,
+                           "WITH purged AS (DELETE FROM saml_request_ids WHERE expires_at < now()) "
+                           "INSERT INTO saml_request_ids (sp, request_id, expires_at) "
+                           "VALUES ($1, $2, now() + make_interval(secs => $3::bigint)) ON CONFLICT DO NOTHING",
+                           3, p, NULL);
     return rc == -ENOENT ? -EEXIST : rc;
 }
 
@@ -30,11 +28,9 @@ int store_saml_pending_put(store_t *st, const uint8_t hash[STORE_HASH_LEN], cons
     char secs[STORE_I64_LEN];
     const int lengths[] = {STORE_HASH_LEN, 0, 0, 0, 0, 0};
     store_i64(secs, ttl);
-    int rc = store_run(st, "DELETE FROM saml_pending WHERE expires_at < now()", 0, NULL, NULL);
-    if (rc != 0)
-        return rc;
     const char *p[] = {(const char *)hash, sp, binding, message, relay_state, secs};
     return store_run(st,
+                     "WITH purged AS (DELETE FROM saml_pending WHERE expires_at < now()) "
                      "INSERT INTO saml_pending (id_hash, sp, binding, message, relay_state, expires_at) "
                      "VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6::bigint))",
                      6, p, lengths);
@@ -92,17 +88,15 @@ int store_saml_sp_session_put(store_t *st, const uint8_t session[STORE_HASH_LEN]
 {
     const int lengths[] = {STORE_HASH_LEN, 0, 0, 0, 0, 0};
     const char *p[] = {(const char *)session, sp, name_id, format, session_index, lasso_session};
-    int rc = store_run(st, "DELETE FROM saml_sp_sessions WHERE created_at < now() - interval '" SP_SESSION_MAX_AGE "'",
-                       0, NULL, NULL);
-    if (rc != 0)
-        return rc;
-    return store_run(st,
-                     "INSERT INTO saml_sp_sessions (session_hash, sp, name_id, name_id_format, session_index, "
-                     "lasso_session) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_hash, sp) DO UPDATE SET "
-                     "name_id = EXCLUDED.name_id, name_id_format = EXCLUDED.name_id_format, "
-                     "session_index = EXCLUDED.session_index, lasso_session = EXCLUDED.lasso_session, "
-                     "logout_state = NULL, created_at = now()",
-                     6, p, lengths);
+    return store_run(
+        st,
+        "WITH purged AS (DELETE FROM saml_sp_sessions WHERE created_at < now() - interval '" SP_SESSION_MAX_AGE
+        "') INSERT INTO saml_sp_sessions (session_hash, sp, name_id, name_id_format, session_index, "
+        "lasso_session) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_hash, sp) DO UPDATE SET "
+        "name_id = EXCLUDED.name_id, name_id_format = EXCLUDED.name_id_format, "
+        "session_index = EXCLUDED.session_index, lasso_session = EXCLUDED.lasso_session, "
+        "logout_state = NULL, created_at = now()",
+        6, p, lengths);
 }
 
 int store_saml_sp_session_find(store_t *st, const char *sp, const char *name_id, const char *session_index,
