@@ -123,6 +123,32 @@ def test_shibboleth_sp3_signs_in(env):
     assert seen["persistent_id"], seen  # Apache turns the "-" of attribute ids into "_"
 
 
+def test_shibboleth_single_logout(env):
+    p, shib = env["portier"], env["shib"]
+    cookie = p.login(USER).cookies[SESSION_COOKIE]
+    s = harness.requests.Session()
+    loc = to_portier(shib, s)
+    r = harness.requests.get(loc, cookies={SESSION_COOKIE: cookie}, verify=False, allow_redirects=False, timeout=10)
+    action, fields = saml_peers.form_fields(r.text)
+    r = s.post(action, data=fields, allow_redirects=False, timeout=10)
+    assert s.get(shib.base + "/secret/env", allow_redirects=False, timeout=10).status_code == 200
+    r = s.get(shib.base + "/Shibboleth.sso/Logout?return=" + urllib.parse.quote(shib.base + "/bye"),
+              allow_redirects=False, timeout=10)
+    assert r.status_code in (302, 303), (r.status_code, r.text[:300], shib.shib_log())
+    loc = r.headers["location"]
+    assert loc.startswith(p.base + "/saml/slo?SAMLRequest="), loc
+    r = harness.requests.get(loc, cookies={SESSION_COOKIE: cookie}, verify=False, allow_redirects=False, timeout=10)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    back = r.headers["location"]
+    assert back.startswith(shib.base + "/Shibboleth.sso/SLO/Redirect?SAMLResponse=")
+    r = s.get(back, allow_redirects=False, timeout=10)
+    assert r.status_code in (302, 303) and r.headers["location"] == shib.base + "/bye", (r.status_code,
+                                                                                     r.text[:300],
+                                                                                     shib.shib_log())
+    assert p.proxied("/", cookie).status_code == 401
+    assert s.get(shib.base + "/secret/env", allow_redirects=False, timeout=10).status_code in (302, 303)
+
+
 def test_mellon_single_logout_ends_both_sessions(env):
     p, mellon = env["portier"], env["mellon"]
     login = p.login(USER)
