@@ -348,6 +348,8 @@ static void idp_value(gw_config_ctx_t *ctx, saml_config_t *c, const char *k, yam
         c->nameid_key_file = gw_config_resolve(ctx, v);
     } else if (strcmp(k, "sign_metadata") == 0) {
         sp_bool(ctx, v, &c->sign_metadata, line, key);
+    } else if (strcmp(k, "keyinfo_certificate") == 0) {
+        sp_bool(ctx, v, &c->keyinfo_certificate, line, key);
     } else if (strcmp(k, "assertion_lifetime") == 0) {
         if (gw_parse_duration(v, &n) != 0 || n < 1 || n > SAML_MAX_LIFETIME)
             gw_config_error(ctx, line, key, "\"%.80s\" must be a duration of 1..%d seconds", v, SAML_MAX_LIFETIME);
@@ -489,6 +491,7 @@ saml_config_t *saml_config_load(gw_config_ctx_t *ctx, struct yaml_node_s *node)
     if (c == NULL)
         return NULL;
     c->assertion_lifetime = SAML_MAX_LIFETIME;
+    c->keyinfo_certificate = 1;
     c->max_message = SAML_DEFAULT_MAX_MESSAGE;
     if (node->type != YAML_MAPPING_NODE) {
         gw_config_error(ctx, line_of(node), "saml", "expected a mapping of keys");

@@ -107,7 +107,8 @@ saml_idp_t *saml_idp_create(const gw_config_t *conf, const char *state_dir, char
                                       .metadata = sc->sps[i].md.xml,
                                       .entity_id = sc->sps[i].md.entity_id,
                                       .encrypt = sc->sps[i].encrypt};
-    if ((idp->lasso = saml_lasso_create(conf->workers, idp->metadata, &idp->kp, idp->peers, sc->num_sps)) == NULL) {
+    if ((idp->lasso = saml_lasso_create(conf->workers, idp->metadata, &idp->kp, idp->peers, sc->num_sps,
+                                        sc->keyinfo_certificate)) == NULL) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }

@@ -95,8 +95,9 @@ typedef struct st_saml_peer_t {
 /* Calls lasso_init() once (main thread, before workers start). */
 int saml_lasso_init(void);
 /* own_metadata, kp and peers are borrowed for the pool's lifetime. */
+/* keyinfo_certificate: put our certificate into every signature's KeyInfo. */
 saml_lasso_t *saml_lasso_create(size_t slots, const char *own_metadata, const saml_keypair_t *kp,
-                                const saml_peer_t *peers, size_t num_peers);
+                                const saml_peer_t *peers, size_t num_peers, int keyinfo_certificate);
 /* The LassoServer of worker `slot`, built on first use by that worker (only that thread touches the slot).
  * Borrowed; NULL when it could not be built (logged). Worker threads only. */
 struct _LassoServer *saml_lasso_server(saml_lasso_t *pool, size_t slot);

@@ -6,7 +6,8 @@
  * lasso is given the key and certificate as file names, not as PEM text: it loads them again for every signature
  * either way, and xmlsec 1.2.37 leaks a BIO each time lasso first tries PEM text as a file name (~400 bytes per
  * signed response, measured with LeakSanitizer). The files were checked (RSA 2048/3072, matching, mode 0600) at
- * start-up by saml_keypair_load.
+ * start-up by saml_keypair_load. Without a certificate file lasso signs without KeyInfo and saves parsing the
+ * certificate for every signature (peers take our key from our metadata, never from KeyInfo).
  *
  * Every server signs with RSA-SHA256: Debian's lasso defaults to rsa-sha1, and the setter of the default is
  * not exported, so it is set on each object here, in the one place servers are made.
@@ -27,6 +28,7 @@ struct st_saml_lasso_t {
     const saml_keypair_t *kp;
     const saml_peer_t *peers;
     size_t num_peers;
+    int keyinfo_certificate;
 };
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -44,7 +46,7 @@ int saml_lasso_init(void)
 }
 
 saml_lasso_t *saml_lasso_create(size_t slots, const char *own_metadata, const saml_keypair_t *kp,
-                                const saml_peer_t *peers, size_t num_peers)
+                                const saml_peer_t *peers, size_t num_peers, int keyinfo_certificate)
 {
     saml_lasso_t *p = calloc(1, sizeof(*p));
     if (p == NULL || (p->slots = calloc(slots, sizeof(*p->slots))) == NULL) {
@@ -56,12 +58,14 @@ saml_lasso_t *saml_lasso_create(size_t slots, const char *own_metadata, const sa
     p->kp = kp;
     p->peers = peers;
     p->num_peers = num_peers;
+    p->keyinfo_certificate = keyinfo_certificate;
     return p;
 }
 
 static LassoServer *build(saml_lasso_t *p)
 {
-    LassoServer *s = lasso_server_new_from_buffers(p->own_metadata, p->kp->key_file, NULL, p->kp->cert_file);
+    LassoServer *s = lasso_server_new_from_buffers(p->own_metadata, p->kp->key_file, NULL,
+                                                   p->keyinfo_certificate ? p->kp->cert_file : NULL);
     if (s == NULL)
         return NULL;
     s->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA256;

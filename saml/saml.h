@@ -80,8 +80,9 @@ typedef struct st_saml_config_t {
     char *nameid_key_file; /* saml.idp.persistent_id_key: secret of the pairwise identifiers */
     unsigned assertion_lifetime;
     size_t max_message;
-    int sign_metadata; /* saml.idp.sign_metadata: /saml/metadata carries an enveloped signature */
-    char *sp_dir;      /* saml.sp_dir: every *.xml there is an SP with default settings */
+    int sign_metadata;       /* saml.idp.sign_metadata: /saml/metadata carries an enveloped signature */
+    int keyinfo_certificate; /* saml.idp.keyinfo_certificate: the certificate in each signature (default 1) */
+    char *sp_dir;            /* saml.sp_dir: every *.xml there is an SP with default settings */
     saml_sp_config_t *sps;
     size_t num_sps;
 } saml_config_t;

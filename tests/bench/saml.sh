@@ -5,6 +5,7 @@
 # SP's policy, builds the assertion, signs it, records the SP sign-in and writes an audit event.
 #   both:      Response and Assertion signed (the default; two RSA-2048 signatures)
 #   assertion: Assertion signed only (sign: assertion; one signature)
+# env BENCH_KEYINFO_CERT=false: signatures without the certificate in KeyInfo (saml.idp.keyinfo_certificate)
 # Usage: tests/bench/saml.sh [seconds] [connections]     env: PORTIER_BIN (default build/portier)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -59,7 +60,7 @@ templates_dir: $ROOT/templates
 database: { conninfo: "$CONNINFO" }
 identity: { signing_key: $STATE/keys/jwt.pem }
 saml:
-  idp: { key: $STATE/idp.key, certificate: $STATE/idp.crt }
+  idp: { key: $STATE/idp.key, certificate: $STATE/idp.crt, keyinfo_certificate: ${BENCH_KEYINFO_CERT:-true} }
   service_providers:
     - { metadata: $STATE/both.xml, name: both, idp_initiated: true }
     - { metadata: $STATE/assertion.xml, name: assertion, idp_initiated: true, sign: assertion }
@@ -86,7 +87,8 @@ for sp in both assertion; do
     grep -q "name=\"SAMLResponse\"" <<<"$body" || { echo "bench: no SAMLResponse for $sp: ${body:0:300}" >&2; tail -3 "$STATE/portier.log" >&2; exit 1; }
 done
 
-echo "wrk: 1 thread, $CONNS connections, ${DURATION}s per run; portier: 1 event loop, 1 worker; $(nproc) cores shared"
+echo "wrk: 1 thread, $CONNS connections, ${DURATION}s per run; portier: 1 event loop, 1 worker; $(nproc) cores shared;" \
+     "keyinfo_certificate: ${BENCH_KEYINFO_CERT:-true}; load average: $(cut -d' ' -f1 /proc/loadavg)"
 for sp in both assertion; do
     out=$(wrk -t1 -c"$CONNS" -d"${DURATION}s" -H "Cookie: __Host-portier=$COOKIE" \
         "https://127.0.0.1:$PORT/saml/idp/init?sp=$sp")

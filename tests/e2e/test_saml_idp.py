@@ -166,6 +166,7 @@ def test_assertion_is_rsa_sha256_five_minutes_with_audience_recipient_in_respons
     t1 = time.mktime(time.strptime(nb.group(2), "%Y-%m-%dT%H:%M:%SZ"))
     assert t1 - t0 == 300
     assert "ac:classes:PasswordProtectedTransport" in xml
+    assert cert_body(saml_env["idp_cert"])[:64] in xml.replace("\n", "")  # keyinfo_certificate: true (default)
 
 
 def test_unauthenticated_user_signs_in_then_sso_resumes(saml_env):

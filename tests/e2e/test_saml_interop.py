@@ -1,5 +1,7 @@
 """portier's SAML IdP with real service providers from Debian, each started by the test on loopback with its
-default (secure) settings: mod_auth_mellon in a private Apache (it signs its AuthnRequests with rsa-sha256)."""
+default (secure) settings: mod_auth_mellon and Shibboleth SP 3 in private Apaches (mellon signs its AuthnRequests
+with rsa-sha256), single logout with both, and a mellon sign-in in headless Chromium. This instance signs without
+the certificate in KeyInfo (saml.idp.keyinfo_certificate: false): the SPs verify with portier's metadata."""
 import glob
 import json
 import os
@@ -23,13 +25,14 @@ USER, EMAIL, NAME = "carol", "carol@example.com", "Carol Jones"
 def env(make_portier):
     d = tempfile.mkdtemp(prefix="portier-saml-interop.", dir="/tmp")
     os.chmod(d, 0o755)
-    idp_key, idp_cert, _ = saml_peers.make_rsa(d, "idp", bits=3072)
+    idp_key, idp_cert, idp_body = saml_peers.make_rsa(d, "idp", bits=3072)
     mellon = saml_apache.Mellon()
     shib = saml_apache.Shibboleth()
     yaml = f"""saml:
   idp:
     key: {idp_key}
     certificate: {idp_cert}
+    keyinfo_certificate: false
   service_providers:
     - {{ metadata: {mellon.metadata_path}, name: mellon, groups: [staff], encrypt_assertion: true }}
     - {{ metadata: {shib.metadata_path}, name: shibboleth, attribute_names: uri }}
@@ -42,7 +45,7 @@ def env(make_portier):
         mellon.start()
         shib.start()
         cookie = p.setup(USER, groups=["staff", "eng"], email=EMAIL, name=NAME)
-        yield {"portier": p, "mellon": mellon, "shib": shib, "cookie": cookie}
+        yield {"portier": p, "mellon": mellon, "shib": shib, "cookie": cookie, "idp_body": idp_body}
     finally:
         mellon.stop()
         shib.stop()
@@ -72,7 +75,10 @@ def mellon_login(env, session):
     assert r.status_code == 200, (r.status_code, r.text[:400])
     action, fields = saml_peers.form_fields(r.text)
     assert action == mellon.base + "/mellon/postResponse"
-    assert "EncryptedAssertion" in saml_peers.decode_response(fields["SAMLResponse"])
+    response = saml_peers.decode_response(fields["SAMLResponse"])
+    assert "EncryptedAssertion" in response
+    if "idp_body" in env:  # keyinfo_certificate: false; the SPs use portier's metadata
+        assert env["idp_body"][:64] not in response.replace("\n", "")
     r = session.post(action, data=fields, allow_redirects=False, timeout=10)
     assert r.status_code in (302, 303), (r.status_code, r.text[:300], mellon.log())
     r = session.get(mellon.base + "/secret/env", allow_redirects=False, timeout=10)

@@ -265,7 +265,7 @@ static void test_round_trip_and_rate(void **state)
     saml_idp_t idp = {.sc = &sc, .entity_id = "https://idp.test/saml/metadata"};
     memset(idp.nameid_key, 7, sizeof(idp.nameid_key));
     saml_peer_t peer = {.role = LASSO_PROVIDER_ROLE_SP, .metadata = sp.md.xml, .entity_id = sp.md.entity_id};
-    saml_lasso_t *pool = saml_lasso_create(1, idp_md, &idp_kp, &peer, 1);
+    saml_lasso_t *pool = saml_lasso_create(1, idp_md, &idp_kp, &peer, 1, 1);
     LassoServer *ls = saml_lasso_server(pool, 0);
     assert_non_null(ls);
     assert_int_equal(ls->signature_method, LASSO_SIGNATURE_METHOD_RSA_SHA256);
