@@ -95,13 +95,15 @@ static int take_message(slo_job_t *j, LassoProfile *p)
 }
 
 /* The portier session behind the request's NameID/SessionIndex ends; lasso answers from the recorded assertion. */
-static void sp_logout_request(slo_job_t *j, store_t *db, LassoServer *ls, const saml_sp_config_t *sp)
+static void sp_logout_request(slo_job_t *j, store_t *db, LassoServer *ls, const saml_sp_config_t *sp, int signed_)
 {
     LassoLogout *logout = lasso_logout_new(ls);
     LassoProfile *p = LASSO_PROFILE(logout);
     uint8_t hash[STORE_HASH_LEN];
     char *dump = NULL;
     int rc = lasso_logout_process_request_msg(logout, j->message);
+    if (rc == 0 && signed_ && lasso_profile_get_signature_status(p) != 0)
+        rc = LASSO_DS_ERROR_INVALID_SIGNATURE; /* a signature that is there must verify, required or not */
     if (rc != 0 || p->remote_providerID == NULL || strcmp(p->remote_providerID, sp->md.entity_id) != 0) {
         refuse(j, db, sp, rc == LASSO_DS_ERROR_SIGNATURE_NOT_FOUND ? "unsigned_request" : "bad_signature");
         goto exit;
@@ -132,6 +134,41 @@ exit:
     lasso_logout_destroy(logout);
 }
 
+static int is_signature_error(int rc)
+{
+    return rc == LASSO_DS_ERROR_INVALID_SIGNATURE || rc == LASSO_DS_ERROR_SIGNATURE_VERIFICATION_FAILED ||
+           rc == LASSO_DS_ERROR_INVALID_SIGALG || rc == LASSO_DS_ERROR_SIGNATURE_NOT_FOUND ||
+           rc == LASSO_PROFILE_ERROR_INVALID_QUERY;
+}
+
+static void redirect_to(slo_job_t *j, const char *fmt, const char *arg);
+
+/* An SP's answer during the walk: its signature is checked (the SP's metadata key), its status only logged (an
+ * SP that could not log out does not stop the walk: the portier session is gone already), then on to the next
+ * SP (the state is the walk's RelayState). */
+static void sp_logout_response(slo_job_t *j, store_t *db, LassoServer *ls, const saml_sp_config_t *sp, int signed_)
+{
+    LassoLogout *logout = lasso_logout_new(ls);
+    int rc = lasso_logout_process_response_msg(logout, j->message);
+    const char *remote = LASSO_PROFILE(logout)->remote_providerID;
+    /* a signature that is there must verify, required or not (lasso only records the result) */
+    int bad_sig = signed_ && lasso_profile_get_signature_status(LASSO_PROFILE(logout)) != 0;
+    if (bad_sig || is_signature_error(rc) || (remote != NULL && strcmp(remote, sp->md.entity_id) != 0)) {
+        refuse(j, db, sp, "bad_signature");
+    } else {
+        if (rc != 0) {
+            char code[16];
+            snprintf(code, sizeof(code), "%d", rc);
+            gw_log("info", "saml", "slo.sp_status", "sp", sp->name, "code", code, NULL);
+        }
+        if (j->relay_state != NULL && strlen(j->relay_state) <= STATE_MAX)
+            redirect_to(j, NEXT_PATH "?state=%s", j->relay_state);
+        else
+            redirect_to(j, "%s", LOGGED_OUT);
+    }
+    lasso_logout_destroy(logout);
+}
+
 static void redirect_to(slo_job_t *j, const char *fmt, const char *arg)
 {
     char loc[LOCATION_MAX];
@@ -155,13 +192,12 @@ static void slo_message(slo_job_t *j, store_t *db, LassoServer *ls)
         if (sp->require_signed && !peek.signed_)
             refuse(j, db, sp, "unsigned_request");
         else
-            sp_logout_request(j, db, ls, sp);
+            sp_logout_request(j, db, ls, sp, peek.signed_);
     } else if (strcmp(peek.root, "LogoutResponse") == 0) {
-        /* an SP's answer during the walk: go on with the next SP (the state is the walk's RelayState) */
-        if (j->relay_state != NULL && strlen(j->relay_state) <= STATE_MAX)
-            redirect_to(j, NEXT_PATH "?state=%s", j->relay_state);
+        if (sp->require_signed && !peek.signed_)
+            refuse(j, db, sp, "unsigned_response");
         else
-            redirect_to(j, "%s", LOGGED_OUT);
+            sp_logout_response(j, db, ls, sp, peek.signed_);
     } else {
         refuse(j, db, sp, "not_a_logout_message");
     }

@@ -179,14 +179,17 @@ static int acs_registered(const saml_sp_config_t *sp, const char *url)
 }
 
 /* Our checks on what lasso parsed (lasso has verified any signature against the SP's metadata key). */
-static const char *check_request(sso_job_t *j, const saml_sp_config_t *sp, LassoLogin *login)
+static const char *check_request(sso_job_t *j, const saml_sp_config_t *sp, LassoLogin *login, int signed_)
 {
     LassoSamlp2AuthnRequest *req = LASSO_SAMLP2_AUTHN_REQUEST(LASSO_PROFILE(login)->request);
     LassoSamlp2RequestAbstract *abs = &req->parent;
     char expected[1200];
     time_t issued, now = time(NULL);
 
-    if (sp->require_signed && lasso_profile_get_signature_status(LASSO_PROFILE(login)) != 0)
+    int sig = lasso_profile_get_signature_status(LASSO_PROFILE(login));
+    if (signed_ && sig != 0) /* a signature that is there must verify, required or not (lasso only records it) */
+        return "bad_signature";
+    if (sp->require_signed && sig != 0)
         return "unsigned_request";
     if (req->ProtocolBinding != NULL && strcmp(req->ProtocolBinding, LASSO_SAML2_METADATA_BINDING_POST) != 0)
         return "unsupported_binding";
@@ -439,6 +442,7 @@ static void sso_request(sso_job_t *j, store_t *db, LassoServer *ls, time_t parke
     memset(&peek, 0, sizeof(peek));
     if (reason == NULL && (reason = intake(j, &peek)) == NULL)
         reason = precheck(j, &peek, &sp, &sp_index);
+    int signed_ = peek.signed_;
     saml_peek_dispose(&peek);
     if (reason != NULL) {
         refuse(j, db, sp, sp_index, NULL, reason);
@@ -454,7 +458,7 @@ static void sso_request(sso_job_t *j, store_t *db, LassoServer *ls, time_t parke
         refuse(j, db, sp, sp_index, NULL, lasso_reason(rc));
     } else if (remote == NULL || strcmp(remote, sp->md.entity_id) != 0) { /* lasso and we must agree */
         refuse(j, db, sp, sp_index, NULL, "unknown_sp");
-    } else if ((reason = check_request(j, sp, login)) != NULL) {
+    } else if ((reason = check_request(j, sp, login, signed_)) != NULL) {
         refuse(j, db, sp, sp_index, NULL, reason);
     } else if (j->kind == KIND_REQUEST &&
                (rc = store_saml_request_seen(db, sp->md.entity_id,

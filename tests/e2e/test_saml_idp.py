@@ -347,6 +347,11 @@ def test_portier_logout_logs_out_of_every_sp_signed_in_to(saml_env):
         auth, answer = saml_peers.sp_process_slo(sp, loc)
         assert auth.get_errors() == [], auth.get_last_error_reason()
         told.add(sp.name)
+        if len(told) == 1:  # a LogoutResponse whose signature does not cover what arrives is refused
+            forged = re.sub(r"RelayState=([^&]*)", lambda m: "RelayState=" + m.group(1)[:-1] + "A", answer)
+            assert forged != answer
+            bad = get(p, forged)
+            assert bad.status_code == 400 and "location" not in bad.headers
         url = answer  # the SP's LogoutResponse goes back to portier, which continues with the next SP
     assert told == {"py", "unsigned"} and loc == "/login?logged_out=1"
     assert p.proxied("/", cookie).status_code == 401
@@ -387,6 +392,11 @@ def test_tampered_signed_request_is_refused(saml_env):
     tampered = url.replace("RelayState=%2Fafter", "RelayState=%2Fevil")
     assert tampered != url
     refused(get(saml_env["portier"], tampered, saml_env["cookie"]), 400, "not valid")
+    # a signature that is there must verify, also from an SP that need not sign
+    url, _ = saml_env["sps"]["unsigned"].login_url()
+    forged = url + "&SigAlg=" + urllib.parse.quote(saml_peers.RSA_SHA256, safe="") + "&Signature=" + \
+        urllib.parse.quote(base64.b64encode(os.urandom(256)).decode(), safe="")
+    refused(get(saml_env["portier"], forged, saml_env["cookie"]), 400, "not valid")
 
 
 def test_sha1_signed_request_is_refused(saml_env):
