@@ -57,12 +57,12 @@ typedef struct st_slo_job_t {
     char *url, *body; /* OUT_REDIRECT: url; OUT_POST: url + body (SAMLResponse) */
 } slo_job_t;
 
-static void audit(store_t *db, const char *action, const char *sp, const char *outcome, const char *source,
-                  const char *details)
+static void audit_as(store_t *db, const char *actor, const char *action, const char *sp, const char *outcome,
+                     const char *source, const char *details)
 {
     char target[300];
     snprintf(target, sizeof(target), "sp:%s", sp != NULL ? sp : "(unknown)");
-    store_audit_event_t ev = {.actor = "anonymous",
+    store_audit_event_t ev = {.actor = actor,
                               .action = action,
                               .target = target,
                               .outcome = outcome,
@@ -70,6 +70,12 @@ static void audit(store_t *db, const char *action, const char *sp, const char *o
                               .details = details};
     if (store_audit_append(db, &ev) != 0)
         gw_log("error", "audit", "append_failed", "action", action, NULL);
+}
+
+static void audit(store_t *db, const char *action, const char *sp, const char *outcome, const char *source,
+                  const char *details)
+{
+    audit_as(db, "anonymous", action, sp, outcome, source, details);
 }
 
 static void refuse(slo_job_t *j, store_t *db, const saml_sp_config_t *sp, const char *reason)
@@ -116,12 +122,17 @@ static void sp_logout_request(slo_job_t *j, store_t *db, LassoServer *ls, const 
     if (found == -EIO)
         goto exit; /* unavailable */
     if (found == 0) {
+        store_session_t sess = {0};
+        char actor[320] = "anonymous";
+        if (store_session_lookup(db, hash, &sess) == 0) /* name the user in the audit trail, if still signed in */
+            snprintf(actor, sizeof(actor), "user:%s", sess.user.username);
+        store_session_dispose(&sess);
         lasso_profile_set_session_from_dump(p, dump);
         int gone = store_session_delete(db, hash); /* NOTIFY: every instance drops it from its cache */
         if ((gone != 0 && gone != -ENOENT) || store_saml_sp_sessions_forget(db, hash) != 0)
             goto exit;
         j->clear_cookie = j->has_session && sodium_memcmp(j->session, hash, STORE_HASH_LEN) == 0;
-        audit(db, "saml.logout", sp->name, "success", j->source, "{\"initiated_by\":\"sp\"}");
+        audit_as(db, actor, "saml.logout", sp->name, "success", j->source, "{\"initiated_by\":\"sp\"}");
         gw_log("info", "saml", "slo.sp_initiated", "sp", sp->name, NULL);
     }
     lasso_logout_validate_request(logout); /* sets the response status (Success, or why not) */

@@ -319,7 +319,7 @@ def test_sp_initiated_logout_ends_the_portier_session_everywhere(saml_env):
     assert harness.set_cookie_for(r, SESSION_COOKIE) is not None  # the browser's cookie is cleared too
     assert p.proxied("/", cookie).status_code == 401
     rows = audit_rows(saml_env, "saml.logout")
-    assert any(row[1] == "sp:py" and "sp" in row[3] for row in rows)
+    assert any(row[0] == "user:" + USER and row[1] == "sp:py" and '"sp"' in row[3] for row in rows)
 
 
 def test_portier_logout_logs_out_of_every_sp_signed_in_to(saml_env):
