@@ -167,6 +167,7 @@ static gw_session_t *session_from_row(const store_session_t *row, const uint8_t 
     s->public_id = strdup(row->public_id);
     s->expires_at = row->expires_at;
     s->idle_timeout = row->idle_timeout;
+    s->amr = row->amr;
     atomic_init(&s->last_seen, (long long)row->last_seen);
     atomic_init(&s->last_db_touch, (long long)row->last_seen);
     s->groups = calloc(row->user.num_groups + 1, sizeof(char *));

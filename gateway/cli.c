@@ -3,8 +3,10 @@
  *
  *   serve | check-config | migrate | version
  *   user invite NAME [--email E] [--name N] [--group G]...   prints a single-use setup link
- *   user disable NAME | user enable NAME | user list
+ *   user disable NAME | user enable NAME | user unlock NAME | user reset-password NAME | user reset-mfa NAME
+ *   user list
  *   group add USER GROUP | group remove USER GROUP
+ *   audit verify | audit export [--after ID]
  *
  * The configuration file comes from -c/--config, else $PORTIER_CONFIG, else /etc/portier/portier.yaml. Every
  * command that changes data writes an audit event with the operator ("cli:<login name>") as actor.
@@ -19,6 +21,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <sodium.h>
 
 #include "gateway/internal.h"
@@ -52,9 +55,13 @@ static void usage(FILE *out)
                  "  user reset-password NAME       print a single-use password reset link (login.reset_ttl, 1 h);\n"
                  "                                 earlier links stop working; the administrator never sees\n"
                  "                                 or chooses the password\n"
+                 "  user reset-mfa NAME            remove the user's second factors and recovery codes and end\n"
+                 "                                 their sessions everywhere (they enrol again at next sign-in)\n"
                  "  user list                      list users (tab-separated)\n"
                  "  group add USER GROUP           add a user to a group\n"
                  "  group remove USER GROUP        remove a user from a group\n"
+                 "  audit verify                   check every audit event's MAC and the chain linking them\n"
+                 "  audit export [--after ID]      print audit events as JSON lines (for a SIEM)\n"
                  "  keys saml-rotate               SAML signing key: make the next key (published first), or\n"
                  "                                 switch to it once SPs know it (see README)\n"
                  "  saml add-sp FILE NAME          check an SP's metadata and add it to saml.sp_dir\n"
@@ -323,6 +330,26 @@ static int cmd_user_unlock(cli_t *cli, const char *username)
     return r == 0 ? 0 : 1;
 }
 
+static int cmd_user_reset_mfa(cli_t *cli, const char *username)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    store_user_t u = {0};
+    if (find_user(cli, username, &u) != 0)
+        return 1;
+    int r = store_mfa_remove(cli->db, u.id, 1);
+    if (r == 0) {
+        char target[96];
+        snprintf(target, sizeof(target), "user:%s", u.username);
+        audit(cli, "mfa.reset", target, NULL);
+        printf("%s: second factors and recovery codes removed; sessions ended\n", u.username);
+    } else {
+        fprintf(stderr, "portier: database error\n");
+    }
+    store_user_dispose(&u);
+    return r == 0 ? 0 : 1;
+}
+
 static int cmd_user_reset_password(cli_t *cli, const char *username)
 {
     if (open_db(cli) != 0)
@@ -382,6 +409,74 @@ static int cmd_group(cli_t *cli, int add, const char *username, const char *grou
     return r == 0 ? 0 : 1;
 }
 
+static int cmd_audit_verify(cli_t *cli)
+{
+    if (open_db(cli) != 0)
+        return 1;
+    store_audit_verify_t v;
+    if (store_audit_verify(cli->db, &v) != 0) {
+        fprintf(stderr, "portier: database error\n");
+        return 1;
+    }
+    if (v.bad_id != 0) {
+        fprintf(stderr, "portier: audit trail damaged at event %lld: %s (%llu events before it verified)\n",
+                (long long)v.bad_id, v.reason, (unsigned long long)v.verified);
+        return 1;
+    }
+    printf("audit trail OK: %llu events verified", (unsigned long long)v.verified);
+    if (v.unkeyed != 0)
+        printf(", %llu written without a key (not covered)", (unsigned long long)v.unkeyed);
+    if (v.verified != 0)
+        printf("; head: event %lld mac %s", (long long)v.head_id, v.head_mac);
+    printf("\n");
+    return 0;
+}
+
+static json_t *str_or_null(const char *s)
+{
+    return s != NULL ? json_string(s) : json_null();
+}
+
+static int print_event(void *ctx, const store_audit_row_t *r)
+{
+    json_t *details = r->ev.details != NULL ? json_loads(r->ev.details, 0, NULL) : json_null();
+    json_t *o = json_pack("{s:I, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)r->id, "at", r->at,
+                          "actor", str_or_null(r->ev.actor), "action", str_or_null(r->ev.action), "target",
+                          str_or_null(r->ev.target), "outcome", str_or_null(r->ev.outcome), "source_addr",
+                          str_or_null(r->ev.source_addr), "request_id", str_or_null(r->ev.request_id), "details",
+                          details != NULL ? details : json_null(), "mac", str_or_null(r->mac_hex));
+    char *line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (line == NULL)
+        return -ENOMEM;
+    int ok = puts(line) >= 0;
+    free(line);
+    return ok ? 0 : -EIO;
+}
+
+static int cmd_audit_export(cli_t *cli, int argc, char **argv)
+{
+    long long after = 0;
+    if (argc == 5 && strcmp(argv[3], "--after") == 0) {
+        char *end;
+        after = strtoll(argv[4], &end, 10);
+        if (*end != '\0' || after < 0) {
+            fprintf(stderr, "portier: --after takes an event id\n");
+            return 2;
+        }
+    } else if (argc != 3) {
+        usage(stderr);
+        return 2;
+    }
+    if (open_db(cli) != 0)
+        return 1;
+    if (store_audit_export(cli->db, after, print_event, NULL) != 0 || fflush(stdout) != 0) {
+        fprintf(stderr, "portier: export failed\n");
+        return 1;
+    }
+    return 0;
+}
+
 int gw_cli_main(int argc, char **argv)
 {
     cli_t cli = {0};
@@ -412,12 +507,18 @@ int gw_cli_main(int argc, char **argv)
         rc = cmd_user_invite(&cli, argc - 2, argv + 2);
     } else if (strcmp(cmd, "user") == 0 && (strcmp(sub, "disable") == 0 || strcmp(sub, "enable") == 0) && argc == 4) {
         rc = cmd_user_set_disabled(&cli, argv[3], strcmp(sub, "disable") == 0);
+    } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "reset-mfa") == 0 && argc == 4) {
+        rc = cmd_user_reset_mfa(&cli, argv[3]);
     } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "unlock") == 0 && argc == 4) {
         rc = cmd_user_unlock(&cli, argv[3]);
     } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "reset-password") == 0 && argc == 4) {
         rc = cmd_user_reset_password(&cli, argv[3]);
     } else if (strcmp(cmd, "user") == 0 && strcmp(sub, "list") == 0 && argc == 3) {
         rc = cmd_user_list(&cli);
+    } else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "verify") == 0 && argc == 3) {
+        rc = cmd_audit_verify(&cli);
+    } else if (strcmp(cmd, "audit") == 0 && strcmp(sub, "export") == 0) {
+        rc = cmd_audit_export(&cli, argc, argv);
     } else if (strcmp(cmd, "group") == 0 && (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0) && argc == 5) {
         rc = cmd_group(&cli, strcmp(sub, "add") == 0, argv[3], argv[4]);
     } else if (strcmp(cmd, "keys") == 0 && strcmp(sub, "saml-rotate") == 0 && argc == 3) {

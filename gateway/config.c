@@ -33,25 +33,26 @@
 #define PORTIER_SOURCE_DIR "."
 #endif
 
-#define MAX_FILE_SIZE       (1024 * 1024) /* a configuration file larger than this is refused */
-#define MAX_BODY_LIMIT      (64u * 1024 * 1024)
-#define MIN_BODY_LIMIT      1024u
-#define MAX_THREADS         256
-#define MAX_LIST            64   /* previous_keys, groups of one route */
-#define MAX_STRING          4096 /* any single string value */
-#define MAX_PREFIX          512
-#define MAX_ROUTE_NAME      128
-#define MAX_GROUP_NAME      64 /* same rule as the CLI: letters, digits, '.', '_', '-', '@' */
-#define MAX_HEADER_NAME     64
-#define MAX_COOKIE_NAME     64
-#define KEY_SNIFF_BYTES     65536 /* how much of a previous key file is searched for "PRIVATE KEY" */
-#define MAX_SECTIONS        16
-#define MAX_BACKEND_PORT    65534 /* h2o 2.2.5's URL parser refuses 65535 (and the proxy would abort at start) */
-#define MAX_PATH_KEY        128
-#define COOKIE_PREFIX       "__Host-"
-#define SECRET_MODE_BITS    077
-#define DEFAULT_PEPPER_FILE "pepper.key"            /* in state_dir */
-#define DEFAULT_DICTIONARY  "/usr/share/dict/words" /* used when readable */
+#define MAX_FILE_SIZE        (1024 * 1024) /* a configuration file larger than this is refused */
+#define MAX_BODY_LIMIT       (64u * 1024 * 1024)
+#define MIN_BODY_LIMIT       1024u
+#define MAX_THREADS          256
+#define MAX_LIST             64   /* previous_keys, groups of one route */
+#define MAX_STRING           4096 /* any single string value */
+#define MAX_PREFIX           512
+#define MAX_ROUTE_NAME       128
+#define MAX_GROUP_NAME       64 /* same rule as the CLI: letters, digits, '.', '_', '-', '@' */
+#define MAX_HEADER_NAME      64
+#define MAX_COOKIE_NAME      64
+#define KEY_SNIFF_BYTES      65536 /* how much of a previous key file is searched for "PRIVATE KEY" */
+#define MAX_SECTIONS         16
+#define MAX_BACKEND_PORT     65534 /* h2o 2.2.5's URL parser refuses 65535 (and the proxy would abort at start) */
+#define MAX_PATH_KEY         128
+#define COOKIE_PREFIX        "__Host-"
+#define SECRET_MODE_BITS     077
+#define DEFAULT_PEPPER_FILE  "pepper.key"            /* in state_dir */
+#define DEFAULT_MFA_KEY_FILE "mfa.key"               /* in state_dir */
+#define DEFAULT_DICTIONARY   "/usr/share/dict/words" /* used when readable */
 
 enum kind {
     K_STR,         /* non-empty string without control characters */
@@ -64,6 +65,7 @@ enum kind {
     K_OPT_FILE,    /* readable regular file, or "" for none */
     K_SECRET_PATH, /* private file created on first use: if it exists, regular with no group/other bits */
     K_CIDR_LIST,   /* list of addresses or networks (gw_parse_cidr), never a /0 */
+    K_NAME_LIST,   /* list of group names */
     K_BOOL,        /* true/false/yes/no into an int */
     K_PORT,        /* 1..65535 */
     K_UINT,        /* decimal integer in [min, max] */
@@ -130,6 +132,15 @@ static const key_t_ keys[] = {
     {"identity.headers.email", K_HEADER, F(hdr_email), 0, 0},
     {"identity.headers.groups", K_HEADER, F(hdr_groups), 0, 0},
     {"identity.headers.jwt", K_HEADER, F(hdr_jwt), 0, 0},
+    {"mfa.key_file", K_SECRET_PATH, F(mfa_key_file), 0, 0},
+    {"mfa.required_groups", K_NAME_LIST, F(mfa_required_groups), 0, 0},
+    {"mfa.issuer", K_STR, F(mfa_issuer), 0, 0},
+    {"mfa.totp.algorithm", K_STR, F(mfa_algorithm), 0, 0},
+    {"mfa.totp.digits", K_UINT, F(mfa_digits), 6, 8},
+    {"mfa.totp.period", K_DURATION, F(mfa_period), 15, 120},
+    {"mfa.totp.window", K_UINT, F(mfa_window), 0, 10},
+    {"mfa.hotp.lookahead", K_UINT, F(mfa_hotp_lookahead), 1, 100},
+    {"mfa.recovery_codes", K_UINT, F(mfa_recovery_codes), 5, 20},
 };
 #define NUM_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -603,10 +614,22 @@ static char *file_entry(loader_t *l, const key_t_ *k, const char *s, size_t line
     return path;
 }
 
+/* One entry of a K_NAME_LIST: a copy of `s`, or NULL after reporting why not. */
+static char *name_entry(loader_t *l, const key_t_ *k, const char *s, size_t line)
+{
+    if (!valid_group_name(s)) {
+        error_at(l, line, k->path, "\"%.80s\" is not a group name (1-64 letters, digits, '.', '_', '-', '@')", s);
+        return NULL;
+    }
+    return xstrdup(l, s);
+}
+
 /* A list of strings (NULL-terminated; null or [] = empty), each entry checked according to the kind. */
 static void set_list(loader_t *l, const key_t_ *k, char ***field, yaml_node_t *v)
 {
-    const char *what = k->kind == K_CIDR_LIST ? "addresses or networks" : "file names";
+    const char *what = k->kind == K_CIDR_LIST   ? "addresses or networks"
+                       : k->kind == K_NAME_LIST ? "group names"
+                                                : "file names";
     char **list;
     if (is_null(v)) {
         list = xcalloc(l, 1, sizeof(char *));
@@ -627,8 +650,9 @@ static void set_list(loader_t *l, const key_t_ *k, char ***field, yaml_node_t *v
                 error_at(l, line_of(item), k->path, "empty entry in the list of %s", what);
                 continue;
             }
-            char *entry =
-                k->kind == K_CIDR_LIST ? cidr_entry(l, k, s, line_of(item)) : file_entry(l, k, s, line_of(item));
+            char *entry = k->kind == K_CIDR_LIST   ? cidr_entry(l, k, s, line_of(item))
+                          : k->kind == K_NAME_LIST ? name_entry(l, k, s, line_of(item))
+                                                   : file_entry(l, k, s, line_of(item));
             if (entry != NULL)
                 list[out++] = entry;
         }
@@ -683,7 +707,7 @@ static void set_value(loader_t *l, size_t ki, yaml_node_t *v)
     size_t line = line_of(v);
     l->lines[ki] = line;
 
-    if (k->kind == K_FILE_LIST || k->kind == K_CIDR_LIST) {
+    if (k->kind == K_FILE_LIST || k->kind == K_CIDR_LIST || k->kind == K_NAME_LIST) {
         set_list(l, k, (char ***)field, v);
         return;
     }
@@ -1157,6 +1181,25 @@ static void apply_defaults(loader_t *l)
         c->reset_ttl = 3600;
     if (c->password_min_length_mfa == 0)
         c->password_min_length_mfa = 8;
+    if (c->mfa_key_file == NULL && c->state_dir != NULL &&
+        asprintf(&c->mfa_key_file, "%s/" DEFAULT_MFA_KEY_FILE, c->state_dir) < 0) {
+        c->mfa_key_file = NULL;
+        l->oom = 1;
+    }
+    if (c->mfa_required_groups == NULL)
+        c->mfa_required_groups = xcalloc(l, 1, sizeof(char *));
+    dup_default(l, &c->mfa_issuer, c->organization != NULL ? c->organization : "portier");
+    dup_default(l, &c->mfa_algorithm, "SHA1");
+    if (c->mfa_digits == 0)
+        c->mfa_digits = 6;
+    if (c->mfa_period == 0)
+        c->mfa_period = 30;
+    if (key_line(l, "mfa.totp.window") == 0)
+        c->mfa_window = 1;
+    if (c->mfa_hotp_lookahead == 0)
+        c->mfa_hotp_lookahead = 10;
+    if (c->mfa_recovery_codes == 0)
+        c->mfa_recovery_codes = 10;
     if (c->pepper_file == NULL && c->state_dir != NULL &&
         asprintf(&c->pepper_file, "%s/" DEFAULT_PEPPER_FILE, c->state_dir) < 0) {
         c->pepper_file = NULL;
@@ -1208,6 +1251,10 @@ static void cross_check(loader_t *l)
     if (c->password_min_length_mfa > c->password_min_length)
         error_at(l, blame_line(l, "login.password_min_length_mfa"), "login.password_min_length_mfa",
                  "%u exceeds login.password_min_length (%u)", c->password_min_length_mfa, c->password_min_length);
+    if (c->mfa_algorithm != NULL && strcmp(c->mfa_algorithm, "SHA1") != 0 && strcmp(c->mfa_algorithm, "SHA256") != 0 &&
+        strcmp(c->mfa_algorithm, "SHA512") != 0)
+        error_at(l, blame_line(l, "mfa.totp.algorithm"), "mfa.totp.algorithm",
+                 "\"%.80s\" is not SHA1, SHA256 or SHA512", c->mfa_algorithm);
     if (c->throttle_hard_lock <= c->throttle_free)
         error_at(l, blame_line(l, "login.throttle.hard_lock"), "login.throttle.hard_lock",
                  "%u must exceed login.throttle.free_attempts (%u)", c->throttle_hard_lock, c->throttle_free);
@@ -1432,13 +1479,17 @@ void gw_config_dispose(gw_config_t *c)
                      &c->blocklist_file,
                      &c->dictionary_file,
                      &c->smtp_url,
-                     &c->smtp_from};
+                     &c->smtp_from,
+                     &c->mfa_key_file,
+                     &c->mfa_issuer,
+                     &c->mfa_algorithm};
     if (c->db_conninfo != NULL) /* may carry a password */
         explicit_bzero(c->db_conninfo, strlen(c->db_conninfo));
     for (size_t i = 0; i != sizeof(strs) / sizeof(strs[0]); ++i)
         free(*strs[i]);
     free_list(c->jwt_previous_keys);
     free_list(c->trusted_proxies);
+    free_list(c->mfa_required_groups);
     for (size_t i = 0; c->routes != NULL && i != c->num_routes; ++i) {
         gw_route_t *r = &c->routes[i];
         free(r->prefix);
@@ -1449,6 +1500,15 @@ void gw_config_dispose(gw_config_t *c)
     free(c->routes);
     saml_config_free(c->saml);
     memset(c, 0, sizeof(*c));
+}
+
+int gw_config_mfa_required(const gw_config_t *conf, char *const *groups)
+{
+    for (char *const *r = conf->mfa_required_groups; r != NULL && *r != NULL; ++r)
+        for (char *const *g = groups; g != NULL && *g != NULL; ++g)
+            if (strcmp(*r, *g) == 0)
+                return 1;
+    return 0;
 }
 
 void gw_config_errors_dispose(gw_config_errors_t *errs)

@@ -22,7 +22,7 @@ typedef struct st_gw_route_t {
     char *name;    /* route name: JWT audience; default = prefix */
     char **groups; /* allowed groups; NULL-terminated; empty (groups[0] == NULL) = any signed-in user */
     size_t num_groups;
-    int require_mfa; /* 0/1; enforced once MFA exists */
+    int require_mfa; /* routes[].mfa: a session without a second factor is stepped up first */
 } gw_route_t;
 
 typedef struct st_gw_config_t {
@@ -77,6 +77,18 @@ typedef struct st_gw_config_t {
     int http2;                        /* server.http2: offer HTTP/2 by ALPN, default true */
     char **trusted_proxies;           /* server.trusted_proxies: CIDRs whose X-Forwarded-For is believed */
 
+    /* second factors */
+    char *mfa_key_file;          /* mfa.key_file: 32-byte key sealing OTP secrets, default <state_dir>/mfa.key
+                                    (created 0600); the environment variable PORTIER_MFA_KEY (64 hex) overrides */
+    char **mfa_required_groups;  /* mfa.required_groups: members must use a second factor; NULL-terminated */
+    char *mfa_issuer;            /* mfa.issuer: name shown in authenticator apps, default organization/"portier" */
+    char *mfa_algorithm;         /* mfa.totp.algorithm: SHA1 (default, what every app supports), SHA256, SHA512 */
+    unsigned mfa_digits;         /* mfa.totp.digits: 6 (default) to 8 */
+    unsigned mfa_period;         /* mfa.totp.period seconds, default 30 */
+    unsigned mfa_window;         /* mfa.totp.window: steps of clock drift accepted either way, default 1 */
+    unsigned mfa_hotp_lookahead; /* mfa.hotp.lookahead: counters skipped ahead at most, default 10 */
+    unsigned mfa_recovery_codes; /* mfa.recovery_codes: codes per set, default 10 */
+
     /* identity headers + JWT */
     char *jwt_issuer;         /* identity.issuer, default public_url */
     unsigned jwt_lifetime;    /* identity.jwt_lifetime seconds, default 60, max 300 */
@@ -109,6 +121,9 @@ int gw_config_load_buffer(gw_config_t *conf, const char *path, const char *yaml,
     __attribute__((warn_unused_result));
 void gw_config_dispose(gw_config_t *conf);
 void gw_config_errors_dispose(gw_config_errors_t *errs);
+
+/* 1 when one of `groups` (NULL-terminated) is in mfa.required_groups. */
+int gw_config_mfa_required(const gw_config_t *conf, char *const *groups);
 
 /* For configuration sections parsed by other modules (the `saml` section): the loader, its document, its error
  * list and its file checks, so that their keys read and fail exactly like the table's. */

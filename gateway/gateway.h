@@ -18,11 +18,15 @@
 #include "gateway/template.h"
 #include "store/store.h"
 
+/* "acr" claim (and SAML AuthnContextClassRef mapping): what a session's sign-in proved */
+#define GW_ACR_PWD             "urn:portier:acr:password"
+#define GW_ACR_MFA             "urn:portier:acr:mfa"
 #define GW_SESSION_TOKEN_BYTES 32 /* 256-bit session id */
 #define GW_CSRF_TOKEN_BYTES    16
 #define GW_CSRF_COOKIE_SUFFIX  "-csrf"
 #define GW_TOUCH_INTERVAL      60 /* seconds between last_seen writes of one session */
 #define GW_AUDIT_KEY_LEN       32
+#define GW_MFA_KEY_LEN         32          /* AES-256-GCM key sealing OTP secrets */
 #define GW_AUDIT_KEY_FILE      "audit.key" /* in state_dir */
 
 typedef struct st_gw_server_t gw_server_t;
@@ -93,6 +97,7 @@ typedef struct st_gw_session_t {
     h2o_iovec_t hv_user, hv_email, hv_groups; /* header-safe copies (no control characters), made once */
     time_t expires_at;
     unsigned idle_timeout;
+    unsigned amr;               /* STORE_AMR_* bits */
     atomic_llong last_seen;     /* local view of activity */
     atomic_llong last_db_touch; /* last time a touch job was queued */
     pthread_mutex_t jwt_lock;
@@ -138,6 +143,7 @@ struct st_gw_server_t {
     atomic_int db_ready; /* last known database reachability */
     uint8_t audit_key[GW_AUDIT_KEY_LEN];
     uint8_t pepper[GW_AUDIT_KEY_LEN];
+    uint8_t mfa_key[GW_MFA_KEY_LEN];
     gw_spray_t *spray;
     struct st_pol_blocklist_t *blocklist; /* common passwords + dictionary words, read-only after start */
     gw_cidr_t *proxies;                   /* server.trusted_proxies, parsed */
@@ -165,6 +171,8 @@ gw_loop_t *gw_loop_of(h2o_req_t *req);
 void gw_add_security_headers(h2o_req_t *req);
 /* Renders a template and sends it with `status` and the security headers. vars as in template.h. */
 void gw_send_page(h2o_req_t *req, int status, const char *tmpl, const gw_tpl_var_t *vars, size_t nvars);
+/* Any body (copied) with the security headers. */
+void gw_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
 /* A message page (message.html): title + text (+ optional link). */
 void gw_send_message(h2o_req_t *req, int status, const char *title, const char *message, const char *link_href,
                      const char *link_text);
@@ -231,6 +239,8 @@ int gw_mail_send(const gw_config_t *conf, const char *to, const char *subject, c
 /* ---- key files (secrets.c) ---- */
 /* Reads a key file of exactly len bytes, creating it (0600, random) when missing. Returns 0 or -1 + message. */
 int gw_key_file(const char *path, uint8_t *key, size_t len, char *err, size_t errlen);
+/* The key sealing OTP secrets: PORTIER_MFA_KEY (hex) when set, else mfa.key_file (created on first use). */
+int gw_mfa_key(const gw_config_t *conf, uint8_t key[GW_MFA_KEY_LEN], char *err, size_t errlen);
 /* Opens a database connection with the audit chain key set (audit_key may be NULL). */
 store_t *gw_store_open(const gw_config_t *conf, const uint8_t *audit_key, char *err, size_t errlen);
 

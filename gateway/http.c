@@ -83,6 +83,11 @@ void gw_send_page(h2o_req_t *req, int status, const char *tmpl, const gw_tpl_var
     send_body(req, status, reason_of(status), "text/html; charset=utf-8", copy, len);
 }
 
+void gw_send_body(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+{
+    send_body(req, status, reason_of(status), content_type, body, len);
+}
+
 void gw_send_message(h2o_req_t *req, int status, const char *title, const char *message, const char *link_href,
                      const char *link_text)
 {

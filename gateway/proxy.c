@@ -154,6 +154,10 @@ static void add_header(h2o_req_t *req, h2o_iovec_t name, const char *value, size
 
 /* ---- identity JWT, cached per session and route ---- */
 
+/* RFC 8176 method names of a session, for the "amr" claim */
+static const char *const amr_pwd[] = {"pwd", NULL};
+static const char *const amr_mfa[] = {"pwd", "otp", NULL};
+
 static const char *identity_jwt(route_handler_t *h, h2o_req_t *req, gw_session_t *s, time_t now)
 {
     const gw_config_t *conf = h->server->conf;
@@ -182,6 +186,8 @@ static const char *identity_jwt(route_handler_t *h, h2o_req_t *req, gw_session_t
         .sid = s->public_id,
         .iat = (int64_t)now,
         .exp = (int64_t)now + conf->jwt_lifetime,
+        .amr = (s->amr & STORE_AMR_OTP) ? amr_mfa : amr_pwd,
+        .acr = (s->amr & STORE_AMR_OTP) ? GW_ACR_MFA : GW_ACR_PWD,
     };
     char *token = gw_jwt_sign(h->server->keys, &claims);
     if (token == NULL)
@@ -197,6 +203,29 @@ static const char *identity_jwt(route_handler_t *h, h2o_req_t *req, gw_session_t
 }
 
 /* ---- decisions ---- */
+
+/* A session with only a password, on a route that needs more (routes[].mfa, or the user is in a group of
+ * mfa.required_groups): a browser goes to the second-factor step (no new password), anything else gets 401. */
+static int needs_step_up(const gw_config_t *conf, const gw_route_t *route, const gw_session_t *s)
+{
+    return !(s->amr & STORE_AMR_OTP) && (route->require_mfa || gw_config_mfa_required(conf, s->groups));
+}
+
+static void send_step_up(h2o_req_t *req)
+{
+    if (gw_wants_html(req) && (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET")) ||
+                               h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))) {
+        char *path = h2o_strdup(&req->pool, req->path.base, req->path.len).base;
+        char *enc = gw_url_encode(&req->pool, path);
+        h2o_iovec_t loc = h2o_concat(&req->pool, h2o_iovec_init(H2O_STRLIT("/login/mfa?return_to=")),
+                                     h2o_iovec_init(enc, strlen(enc)));
+        gw_send_redirect(req, 302, loc.base);
+    } else {
+        h2o_set_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("www-authenticate"), 0,
+                              H2O_STRLIT("Cookie realm=\"portier\", error=\"mfa_required\""), 1);
+        gw_send_json(req, 401, "{\"error\":\"mfa_required\"}");
+    }
+}
 
 static void send_unauthenticated(route_handler_t *h, h2o_req_t *req)
 {
@@ -275,6 +304,11 @@ static int admit(route_handler_t *h, h2o_req_t *req, gw_session_t *s, time_t now
                             NULL, NULL);
         else
             gw_send_json(req, 403, "{\"error\":\"forbidden\"}");
+        return 1;
+    }
+    if (needs_step_up(conf, route, s)) {
+        gw_log("info", "gateway", "access.step_up", "user", s->username, "route", route->name, NULL);
+        send_step_up(req);
         return 1;
     }
     const char *jwt = identity_jwt(h, req, s, now);

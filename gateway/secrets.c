@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "gateway/internal.h"
@@ -46,6 +48,21 @@ int gw_key_file(const char *path, uint8_t *key, size_t len, char *err, size_t er
     close(fd);
     if (n != (ssize_t)len) {
         snprintf(err, errlen, "%s: expected %zu bytes", path, len);
+        return -1;
+    }
+    return 0;
+}
+
+int gw_mfa_key(const gw_config_t *conf, uint8_t key[GW_MFA_KEY_LEN], char *err, size_t errlen)
+{
+    const char *env = getenv("PORTIER_MFA_KEY");
+    if (env == NULL || *env == '\0')
+        return gw_key_file(conf->mfa_key_file, key, GW_MFA_KEY_LEN, err, errlen);
+    size_t used = 0;
+    if (strlen(env) != 2 * GW_MFA_KEY_LEN || OPENSSL_hexstr2buf_ex(key, GW_MFA_KEY_LEN, &used, env, '\0') != 1 ||
+        used != GW_MFA_KEY_LEN) {
+        OPENSSL_cleanse(key, GW_MFA_KEY_LEN);
+        snprintf(err, errlen, "PORTIER_MFA_KEY must be %d hexadecimal digits", 2 * GW_MFA_KEY_LEN);
         return -1;
     }
     return 0;

@@ -21,6 +21,7 @@
 
 #include "gateway/internal.h"
 #include "idp/idp.h"
+#include "mfa/mfa.h"
 #include "policy/policy.h"
 #include "saml/saml.h"
 
@@ -215,6 +216,14 @@ int gw_serve(gw_config_t *conf)
     }
     if (gw_key_file(conf->pepper_file, server.pepper, sizeof(server.pepper), err, sizeof(err)) != 0) {
         gw_log("error", "gateway", "startup.failed", "reason", "pepper", "detail", err, NULL);
+        return 1;
+    }
+    if (gw_mfa_key(conf, server.mfa_key, err, sizeof(err)) != 0) {
+        gw_log("error", "gateway", "startup.failed", "reason", "mfa key", "detail", err, NULL);
+        return 1;
+    }
+    if (mfa_global_init() != 0) {
+        gw_log("error", "gateway", "startup.failed", "reason", "mfa init", NULL);
         return 1;
     }
     for (char **c = conf->trusted_proxies; c != NULL && *c != NULL; ++c)

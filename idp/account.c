@@ -81,7 +81,10 @@ static void account_run(gw_job_t *job, gw_worker_t *w)
     }
     if (store_throttle_reset(db, sess.user.id) != 0)
         goto done;
-    if (idp_password_accept(j->server, &sess.user, j->password, normalized, sizeof(normalized), j->reason,
+    store_mfa_factor_t factor = {0};
+    int enrolled = store_mfa_get(db, sess.user.id, 1, &factor) == 0;
+    store_mfa_factor_dispose(&factor);
+    if (idp_password_accept(j->server, &sess.user, enrolled, j->password, normalized, sizeof(normalized), j->reason,
                             sizeof(j->reason)) != 0) {
         j->outcome = ACC_REJECTED;
         goto done;

@@ -47,3 +47,16 @@ void idp_add_handler(gw_server_t *server, h2o_hostconf_t *hostconf, const char *
     h->super.on_req = cb;
     h->server = server;
 }
+
+int idp_new_session(store_t *db, gw_server_t *server, int64_t user_id, const char *source, unsigned amr, char *cookie,
+                    size_t cookie_len)
+{
+    uint8_t hash[STORE_HASH_LEN];
+    char public_id[32];
+    gw_random_token(GW_SESSION_TOKEN_BYTES, cookie, cookie_len, hash);
+    gw_random_token(IDP_SESSION_PUBLIC_ID_BYTES, public_id, sizeof(public_id), NULL);
+    int r = store_session_create_amr(db, hash, public_id, user_id, server->conf->session_absolute_timeout,
+                                     server->conf->session_idle_timeout, source, amr);
+    sodium_memzero(hash, sizeof(hash));
+    return r;
+}

@@ -104,16 +104,21 @@ void idp_forgot_register(gw_server_t *server, h2o_hostconf_t *hostconf)
     idp_add_handler(server, hostconf, "/forgot", on_forgot);
 }
 
-void idp_notify_password_changed(const gw_config_t *conf, const store_user_t *u, const char *how)
+void idp_notify(const gw_config_t *conf, const store_user_t *u, const char *subject, const char *what)
 {
     if (!gw_mail_configured(conf) || u->email == NULL)
         return;
     char *body = NULL;
-    if (asprintf(&body,
-                 "Hello %s,\r\n\r\nthe password of your account was %s.\r\n\r\nIf this was not you, contact "
-                 "your administrator at once.\r\n",
-                 u->display_name != NULL ? u->display_name : u->username, how) >= 0) {
-        (void)gw_mail_send(conf, u->email, "Your portier password was changed", body);
+    if (asprintf(&body, "Hello %s,\r\n\r\n%s\r\n\r\nIf this was not you, contact your administrator at once.\r\n",
+                 u->display_name != NULL ? u->display_name : u->username, what) >= 0) {
+        (void)gw_mail_send(conf, u->email, subject, body);
         free(body);
     }
+}
+
+void idp_notify_password_changed(const gw_config_t *conf, const store_user_t *u, const char *how)
+{
+    char what[160];
+    snprintf(what, sizeof(what), "the password of your account was %s.", how);
+    idp_notify(conf, u, "Your portier password was changed", what);
 }

@@ -20,13 +20,22 @@
 #include "idp/internal.h"
 #include "policy/policy.h"
 
-#define USERNAME_MAX            256
-#define PASSWORD_MAX_BYTES      1024 /* 128 code points of up to 4 bytes, with room to spare; longer is refused */
-#define TOKEN_MAX               128
-#define GENERIC_LOGIN_ERROR     "Sign-in failed. Check your user name and password and try again."
-#define SESSION_PUBLIC_ID_BYTES 16
+#define USERNAME_MAX        256
+#define PASSWORD_MAX_BYTES  1024 /* 128 code points of up to 4 bytes, with room to spare; longer is refused */
+#define TOKEN_MAX           128
+#define GENERIC_LOGIN_ERROR "Sign-in failed. Check your user name and password and try again."
 
-enum { OUTCOME_OK, OUTCOME_DENIED, OUTCOME_GONE, OUTCOME_UNAVAILABLE, OUTCOME_ERROR, OUTCOME_REJECTED };
+enum {
+    OUTCOME_OK,
+    OUTCOME_DENIED,
+    OUTCOME_GONE,
+    OUTCOME_UNAVAILABLE,
+    OUTCOME_ERROR,
+    OUTCOME_REJECTED,
+    OUTCOME_MFA,       /* password right; the second factor is due (/login/mfa) */
+    OUTCOME_MFA_ENROL, /* password right; the user must enrol a second factor first (/account/mfa) */
+    OUTCOME_SIGN_IN,   /* password set from a reset link; the user signs in with it and their second factor */
+};
 
 typedef struct st_login_job_t {
     gw_job_t super;
@@ -66,20 +75,6 @@ typedef struct st_logout_job_t {
     char slo_state[64]; /* set when there are such SPs: the browser walks /saml/slo/next with it */
 } logout_job_t;
 
-/* Creates a session row for user_id: fills cookie (base64url of 256 random bits). Worker thread. */
-static int new_session(store_t *db, gw_server_t *server, int64_t user_id, const char *source, char *cookie,
-                       size_t cookie_len)
-{
-    uint8_t hash[STORE_HASH_LEN];
-    char public_id[32];
-    gw_random_token(GW_SESSION_TOKEN_BYTES, cookie, cookie_len, hash);
-    gw_random_token(SESSION_PUBLIC_ID_BYTES, public_id, sizeof(public_id), NULL);
-    int r = store_session_create(db, hash, public_id, user_id, server->conf->session_absolute_timeout,
-                                 server->conf->session_idle_timeout, source);
-    sodium_memzero(hash, sizeof(hash));
-    return r;
-}
-
 static void set_session_cookie(h2o_req_t *req, gw_server_t *server, const char *cookie)
 {
     gw_set_cookie(req, server->conf->session_cookie, cookie, -1);
@@ -100,6 +95,29 @@ static void render_login(h2o_req_t *req, gw_server_t *server, int status, const 
                            {"min_length", min_length},
                            {"forgot", gw_mail_configured(server->conf) ? "1" : NULL}};
     gw_send_page(req, status, "login.html", vars, sizeof(vars) / sizeof(vars[0]));
+}
+
+/* After a right password: OUTCOME_OK (no second factor due), OUTCOME_MFA (the user has one), OUTCOME_MFA_ENROL
+ * (the user must have one: a group of mfa.required_groups), or -EIO. */
+static int second_factor_due(store_t *db, const gw_config_t *conf, const store_user_t *user)
+{
+    store_mfa_factor_t f = {0};
+    int r = store_mfa_get(db, user->id, 1, &f);
+    store_mfa_factor_dispose(&f);
+    if (r == -ENOENT)
+        return gw_config_mfa_required(conf, user->groups) ? OUTCOME_MFA_ENROL : OUTCOME_OK;
+    return r == 0 ? OUTCOME_MFA : -EIO;
+}
+
+/* The half-authenticated state: a row keyed by the hash of a fresh cookie (written to cookie). */
+static int start_challenge(store_t *db, int64_t user_id, const char *purpose, const char *return_to, char *cookie,
+                           size_t len)
+{
+    uint8_t hash[STORE_HASH_LEN];
+    gw_random_token(GW_SESSION_TOKEN_BYTES, cookie, len, hash);
+    int r = store_challenge_create(db, hash, user_id, purpose, return_to, IDP_MFA_CHALLENGE_TTL);
+    sodium_memzero(hash, sizeof(hash));
+    return r;
 }
 
 static void login_run(gw_job_t *job, gw_worker_t *w)
@@ -132,17 +150,26 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
     int normal = pol_password_normalize(j->password, normalized, sizeof(normalized)) == 0;
     int verified = idp_password_verify(usable && allowed && normal ? hash : NULL, normal ? normalized : j->password);
     if (verified) {
-        if (store_throttle_reset(db, user.id) != 0)
-            goto done;
         if (idp_password_needs_rehash(hash)) { /* the configured cost changed: upgrade now */
             char upgraded[crypto_pwhash_STRBYTES];
             if (idp_password_hash(normalized, upgraded) == 0 && store_password_set(db, user.id, upgraded) == 0)
                 gw_log("info", "idp", "password.rehashed", "user", user.username, NULL);
             sodium_memzero(upgraded, sizeof(upgraded));
         }
-        if (new_session(db, j->server, user.id, j->source, j->cookie, sizeof(j->cookie)) != 0)
+        int next = second_factor_due(db, conf, &user);
+        if (next < 0)
             goto done;
-        j->outcome = OUTCOME_OK;
+        if (next == OUTCOME_OK) {
+            /* the throttle counter is cleared only once every factor is proven: a known password alone cannot
+             * be replayed to buy fresh free attempts at the second factor */
+            if (store_throttle_reset(db, user.id) != 0 ||
+                idp_new_session(db, j->server, user.id, j->source, STORE_AMR_PWD, j->cookie, sizeof(j->cookie)) != 0)
+                goto done;
+        } else if (start_challenge(db, user.id, next == OUTCOME_MFA ? "verify" : "enrol", j->return_to, j->cookie,
+                                   sizeof(j->cookie)) != 0) {
+            goto done;
+        }
+        j->outcome = next;
         reason = NULL;
     } else {
         j->outcome = OUTCOME_DENIED;
@@ -160,10 +187,13 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
         snprintf(details, sizeof(details), "{\"reason\":\"%s\",\"consecutive_failures\":%u}", reason, failures);
     else
         snprintf(details, sizeof(details), "{}");
-    idp_audit(db, target, j->outcome == OUTCOME_OK ? "login.success" : "login.failure", target,
-              j->outcome == OUTCOME_OK ? "success" : "failure", j->source, details);
-    gw_log("info", "idp", j->outcome == OUTCOME_OK ? "login.success" : "login.failure", "user", target + 5, "reason",
-           reason, "source", j->source, NULL);
+    const char *action = j->outcome == OUTCOME_OK       ? "login.success"
+                         : j->outcome == OUTCOME_DENIED ? "login.failure"
+                                                        : "login.password_verified";
+    if (j->outcome == OUTCOME_MFA || j->outcome == OUTCOME_MFA_ENROL)
+        snprintf(details, sizeof(details), "{\"next\":\"%s\"}", j->outcome == OUTCOME_MFA ? "mfa" : "mfa_enrolment");
+    idp_audit(db, target, action, target, j->outcome == OUTCOME_DENIED ? "failure" : "success", j->source, details);
+    gw_log("info", "idp", action, "user", target + 5, "reason", reason, "source", j->source, NULL);
 done:
     if (hash != NULL) {
         sodium_memzero(hash, strlen(hash));
@@ -213,6 +243,11 @@ static void login_done(gw_job_t *job)
             atomic_fetch_add(&gw_metrics.logins_success, 1);
             set_session_cookie(req, j->server, j->cookie);
             gw_send_redirect(req, 303, h2o_strdup(&req->pool, j->return_to, SIZE_MAX).base);
+            break;
+        case OUTCOME_MFA:
+        case OUTCOME_MFA_ENROL:
+            gw_set_cookie(req, IDP_MFA_COOKIE, j->cookie, IDP_MFA_CHALLENGE_TTL);
+            gw_send_redirect(req, 303, j->outcome == OUTCOME_MFA ? "/login/mfa" : "/account/mfa");
             break;
         case OUTCOME_DENIED:
             atomic_fetch_add(&gw_metrics.logins_failure, 1);
@@ -264,7 +299,10 @@ static int on_login(h2o_handler_t *self, h2o_req_t *req)
     if (!idp_is_post(req)) {
         pol_return_to(gw_query_get(req, "return_to", POL_RETURN_TO_MAX), server->conf->public_url, return_to,
                       sizeof(return_to));
-        const char *notice = gw_query_get(req, "logged_out", 8) != NULL ? "You have been signed out." : NULL;
+        const char *notice = gw_query_get(req, "logged_out", 8) != NULL ? "You have been signed out."
+                             : gw_query_get(req, "password_set", 8) != NULL
+                                 ? "Your password is set. Sign in with it and your second factor."
+                                 : NULL;
         render_login(req, server, 200, h2o_strdup(&req->pool, return_to, SIZE_MAX).base, NULL, NULL, notice);
         return 0;
     }
@@ -373,9 +411,17 @@ static void setup_run(gw_job_t *job, gw_worker_t *w)
     if (store_user_get_by_id(db, user_id, &user) != 0)
         return;
     j->username = strdup(user.username);
+    store_mfa_factor_t factor = {0};
+    int enrolled = store_mfa_get(db, user_id, 1, &factor);
+    store_mfa_factor_dispose(&factor);
+    if (enrolled == -EIO) {
+        store_user_dispose(&user);
+        return;
+    }
+    enrolled = enrolled == 0;
     char normalized[POL_NORMALIZED_MAX], pwhash[crypto_pwhash_STRBYTES];
-    int accepted = idp_password_accept(j->server, &user, j->password, normalized, sizeof(normalized), j->reason,
-                                       sizeof(j->reason)) == 0;
+    int accepted = idp_password_accept(j->server, &user, enrolled, j->password, normalized, sizeof(normalized),
+                                       j->reason, sizeof(j->reason)) == 0;
     store_user_dispose(&user);
     if (!accepted) {
         j->outcome = OUTCOME_REJECTED;
@@ -390,15 +436,16 @@ static void setup_run(gw_job_t *job, gw_worker_t *w)
     uint8_t session_hash[STORE_HASH_LEN];
     char public_id[32];
     gw_random_token(GW_SESSION_TOKEN_BYTES, j->cookie, sizeof(j->cookie), session_hash);
-    gw_random_token(SESSION_PUBLIC_ID_BYTES, public_id, sizeof(public_id), NULL);
+    gw_random_token(IDP_SESSION_PUBLIC_ID_BYTES, public_id, sizeof(public_id), NULL);
     int r = found != 0 ? found
-                       : store_token_redeem_password(db, hash, purpose, pwhash, session_hash, public_id,
-                                                     j->server->conf->session_absolute_timeout,
+                       : store_token_redeem_password(db, hash, purpose, pwhash, enrolled ? NULL : session_hash,
+                                                     public_id, j->server->conf->session_absolute_timeout,
                                                      j->server->conf->session_idle_timeout, j->source, &user_id);
     sodium_memzero(pwhash, sizeof(pwhash));
     sodium_memzero(session_hash, sizeof(session_hash));
     if (r == 0) {
-        j->outcome = OUTCOME_OK;
+        /* with a second factor, a reset link sets the password but does not sign in: the factor is still due */
+        j->outcome = enrolled ? OUTCOME_SIGN_IN : OUTCOME_OK;
         char target[64];
         if (store_user_get_by_id(db, user_id, &user) == 0)
             snprintf(target, sizeof(target), "user:%s", user.username);
@@ -426,6 +473,9 @@ static void setup_done(gw_job_t *job)
         if (j->outcome == OUTCOME_OK && j->peek_only) {
             render_setup(req, j->server, 200, h2o_strdup(&req->pool, j->token, SIZE_MAX).base,
                          h2o_strdup(&req->pool, j->username, SIZE_MAX).base, NULL);
+        } else if (j->outcome == OUTCOME_SIGN_IN) {
+            atomic_fetch_add(&gw_metrics.setups, 1);
+            gw_send_redirect(req, 303, "/login?password_set=1");
         } else if (j->outcome == OUTCOME_OK) {
             atomic_fetch_add(&gw_metrics.setups, 1);
             set_session_cookie(req, j->server, j->cookie);
@@ -567,6 +617,7 @@ void idp_register(gw_server_t *server, h2o_hostconf_t *hostconf)
 {
     if (idp_password_init(server->pepper, server->conf->argon2_iterations, server->conf->argon2_memory) != 0)
         abort();
+    idp_mfa_register(server, hostconf); /* before /login: h2o takes the first matching prefix */
     idp_add_handler(server, hostconf, "/login", on_login);
     idp_add_handler(server, hostconf, "/setup", on_setup);
     idp_add_handler(server, hostconf, "/logout", on_logout);

@@ -58,17 +58,16 @@ int idp_password_verify(const char *hash, const char *password)
     return ok && hash != NULL;
 }
 
-int idp_password_accept(const gw_server_t *server, const store_user_t *user, const char *password, char *out,
-                        size_t outlen, char *reason, size_t reason_len)
+int idp_password_accept(const gw_server_t *server, const store_user_t *user, int mfa_enrolled, const char *password,
+                        char *out, size_t outlen, char *reason, size_t reason_len)
 {
     pol_context_t ctx = {.username = user->username,
                          .email = user->email,
                          .display_name = user->display_name,
                          .product = "portier",
                          .organization = server->conf->organization};
-    /* the MFA-enrolled minimum (login.password_min_length_mfa) applies once factors exist */
-    return pol_password_evaluate(server->blocklist, password, server->conf->password_min_length, &ctx, out, outlen,
-                                 reason, reason_len);
+    unsigned min = mfa_enrolled ? server->conf->password_min_length_mfa : server->conf->password_min_length;
+    return pol_password_evaluate(server->blocklist, password, min, &ctx, out, outlen, reason, reason_len);
 }
 
 int idp_password_needs_rehash(const char *hash)

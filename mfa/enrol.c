@@ -102,3 +102,28 @@ char *mfa_otpauth_uri(const char *issuer, const char *account, const uint8_t *se
     OPENSSL_cleanse(b32, sizeof(b32));
     return uri;
 }
+
+char *mfa_otpauth_uri_hotp(const char *issuer, const char *account, const uint8_t *secret, size_t len, unsigned digits,
+                           uint64_t counter)
+{
+    if (!label_ok(issuer) || !label_ok(account) || secret == NULL || len < MFA_SECRET_MIN || len > MFA_SECRET_MAX ||
+        digits < MFA_DIGITS_MIN || digits > MFA_DIGITS_MAX)
+        return NULL;
+
+    char iss[3 * MFA_LABEL_MAX + 1], acc[3 * MFA_LABEL_MAX + 1], b32[MFA_BASE32_LEN(MFA_SECRET_MAX) + 1];
+    pct_encode(issuer, iss);
+    pct_encode(account, acc);
+    (void)mfa_base32_encode(secret, len, b32, sizeof(b32));
+
+    static const char fmt[] = "otpauth://hotp/%s:%s?secret=%s&issuer=%s&algorithm=SHA1&digits=%u&counter=%llu";
+    char *uri = NULL;
+    int n = snprintf(NULL, 0, fmt, iss, acc, b32, iss, digits, (unsigned long long)counter);
+    if (n > 0 && (uri = malloc((size_t)n + 1)) != NULL &&
+        snprintf(uri, (size_t)n + 1, fmt, iss, acc, b32, iss, digits, (unsigned long long)counter) != n) {
+        OPENSSL_cleanse(uri, (size_t)n + 1);
+        free(uri);
+        uri = NULL;
+    }
+    OPENSSL_cleanse(b32, sizeof(b32));
+    return uri;
+}

@@ -55,6 +55,11 @@ size_t mfa_base32_encode(const uint8_t *in, size_t len, char *out, size_t outlen
 __attribute__((warn_unused_result)) char *mfa_otpauth_uri(const char *issuer, const char *account,
                                                           const uint8_t *secret, size_t len, const mfa_params_t *p);
 
+/* otpauth://hotp/<issuer>:<account>?secret=..&issuer=..&algorithm=SHA1&digits=6&counter=N: the same rules. */
+__attribute__((warn_unused_result)) char *mfa_otpauth_uri_hotp(const char *issuer, const char *account,
+                                                               const uint8_t *secret, size_t len, unsigned digits,
+                                                               uint64_t counter);
+
 /* QR code of text (libqrencode, 8-bit mode, level M) as a standalone SVG document: an <svg> with a viewBox of
  * (modules + 8) units (4-module quiet zone), a white background <rect> and one black <path> of the dark
  * modules; no width/height (size it with CSS), no scripts, no external references. Returns a malloc'd string,

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
@@ -29,6 +30,8 @@
 #define AUDIT_LOCK_KEY "7370002" /* pg_advisory_xact_lock key reserved for audit appends */
 #define AUDIT_MAC_LEN  32        /* HMAC-SHA256 */
 #define NUM_MAC_FIELDS 9
+#define STORE_STR_(x)  #x
+#define STORE_STR(x)   STORE_STR_(x)
 
 static int update(EVP_MAC_CTX *ctx, const char *s, size_t len)
 {
@@ -152,4 +155,136 @@ int store_audit_append(store_t *st, const store_audit_event_t *ev)
     }
     PQclear(res);
     return store_end(st, rc);
+}
+
+/* ---- reading the trail back ---- */
+
+#define AUDIT_BATCH 1000
+#define AUDIT_SELECT                                                                                                   \
+    "SELECT id::text, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), actor, action, target, "    \
+    "outcome, source_addr, request_id, details::text, encode(prev_mac, 'hex'), encode(mac, 'hex') "                    \
+    "FROM audit_events WHERE id > $1 ORDER BY id LIMIT " STORE_STR(AUDIT_BATCH)
+
+static const char *field(PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+/* Calls cb for each row with id > after, in id order, in batches; stops early when cb returns non-zero (that
+ * value is returned). */
+static int each_row(store_t *st, int64_t after, int (*cb)(void *ctx, PGresult *res, int row), void *ctx)
+{
+    for (;;) {
+        char last[STORE_I64_LEN];
+        store_i64(last, after);
+        const char *p[] = {last};
+        PGresult *res = store_exec(st, AUDIT_SELECT, 1, p, NULL);
+        int rc = store_result_status(res, 1);
+        if (rc != 0)
+            return rc;
+        int n = PQntuples(res);
+        for (int i = 0; i != n && rc == 0; ++i)
+            rc = cb(ctx, res, i);
+        if (n != 0)
+            after = strtoll(PQgetvalue(res, n - 1, 0), NULL, 10);
+        PQclear(res);
+        if (rc != 0 || n < AUDIT_BATCH)
+            return rc;
+    }
+}
+
+static void row_to_event(PGresult *res, int row, store_audit_row_t *out)
+{
+    out->id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    out->at = field(res, row, 1);
+    out->ev = (store_audit_event_t){.actor = field(res, row, 2),
+                                    .action = field(res, row, 3),
+                                    .target = field(res, row, 4),
+                                    .outcome = field(res, row, 5),
+                                    .source_addr = field(res, row, 6),
+                                    .request_id = field(res, row, 7),
+                                    .details = field(res, row, 8)};
+    out->mac_hex = field(res, row, 10);
+}
+
+typedef struct st_verify_t {
+    store_t *st;
+    store_audit_verify_t *out;
+    uint8_t prev[AUDIT_MAC_LEN];
+    size_t prev_len;
+} verify_t;
+
+static int verify_row(void *ctx, PGresult *res, int row)
+{
+    verify_t *v = ctx;
+    store_audit_verify_t *out = v->out;
+    int64_t id = strtoll(PQgetvalue(res, row, 0), NULL, 10);
+    const char *prev_hex = field(res, row, 9), *mac_hex = field(res, row, 10);
+    uint8_t prev[AUDIT_MAC_LEN], stored[AUDIT_MAC_LEN], want[AUDIT_MAC_LEN];
+    const char *fields[NUM_MAC_FIELDS];
+    for (int i = 0; i != NUM_MAC_FIELDS; ++i)
+        fields[i] = field(res, row, i);
+
+    out->bad_id = id;
+    if (mac_hex == NULL) { /* written without a key: nothing to check, and the chain restarts after it */
+        ++out->unkeyed;
+        v->prev_len = 0;
+        out->bad_id = 0;
+        return 0;
+    }
+    if (unhex(mac_hex, stored, sizeof(stored)) != 0) {
+        out->reason = "malformed mac";
+        return 1;
+    }
+    /* prev_mac must be exactly the previous row's mac: a removed or reordered row shows here */
+    int prev_ok = prev_hex == NULL ? v->prev_len == 0
+                                   : unhex(prev_hex, prev, sizeof(prev)) == 0 && v->prev_len == sizeof(prev) &&
+                                         CRYPTO_memcmp(prev, v->prev, sizeof(prev)) == 0;
+    if (!prev_ok) {
+        out->reason = "chain broken: prev_mac is not the mac of the row before (a row was removed or reordered)";
+        return 1;
+    }
+    if (compute_mac(v->st, v->prev, v->prev_len, fields, want) != 0)
+        return -EIO;
+    if (CRYPTO_memcmp(want, stored, sizeof(want)) != 0) {
+        out->reason = "mac mismatch: the row was changed, or written with another key";
+        return 1;
+    }
+    memcpy(v->prev, stored, sizeof(stored));
+    v->prev_len = sizeof(stored);
+    ++out->verified;
+    out->head_id = id;
+    snprintf(out->head_mac, sizeof(out->head_mac), "%s", mac_hex);
+    out->bad_id = 0;
+    return 0;
+}
+
+int store_audit_verify(store_t *st, store_audit_verify_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (st->audit_key_len == 0)
+        return -EINVAL;
+    verify_t v = {.st = st, .out = out};
+    int rc = each_row(st, 0, verify_row, &v);
+    return rc < 0 ? rc : 0; /* rc 1: out->bad_id and out->reason say where and why */
+}
+
+typedef struct st_export_t {
+    int (*cb)(void *ctx, const store_audit_row_t *row);
+    void *ctx;
+} export_t;
+
+static int export_row(void *ctx, PGresult *res, int row)
+{
+    export_t *e = ctx;
+    store_audit_row_t r;
+    row_to_event(res, row, &r);
+    return e->cb(e->ctx, &r);
+}
+
+int store_audit_export(store_t *st, int64_t after, int (*cb)(void *ctx, const store_audit_row_t *row), void *ctx)
+{
+    export_t e = {cb, ctx};
+    int rc = each_row(st, after, export_row, &e);
+    return rc < 0 ? rc : 0;
 }

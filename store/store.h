@@ -37,7 +37,12 @@ typedef struct st_store_session_t {
     time_t last_seen;
     time_t expires_at; /* absolute expiry */
     unsigned idle_timeout;
+    unsigned amr; /* STORE_AMR_* bits: how the user authenticated */
 } store_session_t;
+
+/* Authentication methods of a session (sessions.auth_methods, RFC 8176 names). */
+#define STORE_AMR_PWD 1u /* "pwd" */
+#define STORE_AMR_OTP 2u /* "otp": TOTP, HOTP or a recovery code */
 
 /* Connects (blocking). Returns NULL and an error message on failure. */
 store_t *store_open(const char *conninfo, char *err, size_t errlen);
@@ -102,7 +107,8 @@ int store_token_create(store_t *st, const uint8_t hash[STORE_HASH_LEN], int64_t 
 int store_token_peek(store_t *st, const uint8_t hash[STORE_HASH_LEN], const char *purpose, int64_t *user_id)
     __attribute__((warn_unused_result));
 /* In one transaction: consume the token (row-locked; -ENOENT/-ESTALE as above), set the user's password hash,
- * delete the user's other sessions (NOTIFY), and create the new session. */
+ * delete the user's other sessions (NOTIFY), and create the new session (none when session_hash is NULL: the
+ * user still has a second factor to prove). */
 int store_token_redeem_password(store_t *st, const uint8_t hash[STORE_HASH_LEN], const char *purpose,
                                 const char *password_hash, const uint8_t session_hash[STORE_HASH_LEN],
                                 const char *public_id, unsigned absolute_ttl, unsigned idle_timeout,
@@ -112,6 +118,15 @@ int store_token_redeem_password(store_t *st, const uint8_t hash[STORE_HASH_LEN],
 int store_session_create(store_t *st, const uint8_t hash[STORE_HASH_LEN], const char *public_id, int64_t user_id,
                          unsigned absolute_ttl, unsigned idle_timeout, const char *source_addr)
     __attribute__((warn_unused_result));
+/* Same, recording how the user authenticated (STORE_AMR_* bits); store_session_create records a password. */
+int store_session_create_amr(store_t *st, const uint8_t hash[STORE_HASH_LEN], const char *public_id, int64_t user_id,
+                             unsigned absolute_ttl, unsigned idle_timeout, const char *source_addr, unsigned amr)
+    __attribute__((warn_unused_result));
+/* Step-up: replaces the session old_hash by new_hash/public_id with the methods `amr` added, keeping its user,
+ * creation time and absolute expiry (a new id after a privilege change: no fixation). Deletes the old row and
+ * NOTIFYs it, in one transaction. -ENOENT when old_hash is not a valid session. */
+int store_session_elevate(store_t *st, const uint8_t old_hash[STORE_HASH_LEN], const uint8_t new_hash[STORE_HASH_LEN],
+                          const char *public_id, unsigned amr) __attribute__((warn_unused_result));
 /* Valid (not expired absolute or idle, user enabled) session with its user and groups, or -ENOENT. */
 int store_session_lookup(store_t *st, const uint8_t hash[STORE_HASH_LEN], store_session_t *out)
     __attribute__((warn_unused_result));
@@ -119,6 +134,58 @@ int store_session_lookup(store_t *st, const uint8_t hash[STORE_HASH_LEN], store_
 int store_session_touch(store_t *st, const uint8_t hash[STORE_HASH_LEN]) __attribute__((warn_unused_result));
 /* Deletes the session and NOTIFYs "session:<hex hash>". */
 int store_session_delete(store_t *st, const uint8_t hash[STORE_HASH_LEN]) __attribute__((warn_unused_result));
+
+/* Second factors (store/mfa.c). Secrets are stored sealed by the caller (mfa_seal); the store never sees them
+ * in clear. */
+typedef struct st_store_mfa_factor_t {
+    int64_t id;
+    int confirmed;
+    char kind[8];      /* "totp" | "hotp" */
+    char algorithm[8]; /* "SHA1" | "SHA256" | "SHA512" */
+    unsigned digits, period;
+    int64_t last_step; /* TOTP: last accepted step, -1 none */
+    int64_t counter;   /* HOTP: next counter expected */
+    time_t created_at;
+    uint8_t *sealed;
+    size_t sealed_len;
+} store_mfa_factor_t;
+void store_mfa_factor_dispose(store_mfa_factor_t *f);
+/* The user's confirmed (confirmed = 1) or pending (0) factor; -ENOENT when there is none. */
+int store_mfa_get(store_t *st, int64_t user_id, int confirmed, store_mfa_factor_t *out)
+    __attribute__((warn_unused_result));
+/* Starts an enrolment: replaces the user's pending factor by this one (f->kind, algorithm, digits, period,
+ * sealed); sets f->id. */
+int store_mfa_begin(store_t *st, int64_t user_id, store_mfa_factor_t *f) __attribute__((warn_unused_result));
+/* Activates pending factor `factor_id` with its first accepted step/counter, replacing the user's confirmed
+ * factor (if any) and their recovery codes by `hashes` (n of them), in one transaction. */
+int store_mfa_confirm(store_t *st, int64_t user_id, int64_t factor_id, int64_t last_step, int64_t counter,
+                      const uint8_t (*hashes)[STORE_HASH_LEN], size_t n) __attribute__((warn_unused_result));
+/* Records an accepted TOTP step, only if it is later than the stored one: -ESTALE when another request
+ * accepted this step (or a later one) first. Atomic across instances. */
+int store_mfa_accept_step(store_t *st, int64_t factor_id, int64_t step) __attribute__((warn_unused_result));
+/* Moves the HOTP counter from `expected` to `next`: -ESTALE when it is no longer `expected`. */
+int store_mfa_accept_counter(store_t *st, int64_t factor_id, int64_t expected, int64_t next)
+    __attribute__((warn_unused_result));
+/* Consumes an unused recovery code: 0 and *left = unused codes remaining, or -ENOENT (unknown or used). */
+int store_mfa_recovery_use(store_t *st, int64_t user_id, const uint8_t hash[STORE_HASH_LEN], unsigned *left)
+    __attribute__((warn_unused_result));
+/* Unused recovery codes of the user. */
+int store_mfa_recovery_left(store_t *st, int64_t user_id, unsigned *left) __attribute__((warn_unused_result));
+/* Replaces the user's recovery codes. */
+int store_mfa_recovery_replace(store_t *st, int64_t user_id, const uint8_t (*hashes)[STORE_HASH_LEN], size_t n)
+    __attribute__((warn_unused_result));
+/* Removes the user's factors, recovery codes and challenges. With end_sessions, also deletes every session of
+ * the user and NOTIFYs "user:<id>" (administrator reset). One transaction. */
+int store_mfa_remove(store_t *st, int64_t user_id, int end_sessions) __attribute__((warn_unused_result));
+
+/* Half-authenticated state ("verify": the second factor is due; "enrol": the user must enrol one first). */
+int store_challenge_create(store_t *st, const uint8_t hash[STORE_HASH_LEN], int64_t user_id, const char *purpose,
+                           const char *return_to, unsigned ttl) __attribute__((warn_unused_result));
+/* Looks a live challenge up, counting one attempt when `attempt` is set: 0 + user id, purpose (8 bytes) and
+ * return_to (malloc'd), -ENOENT unknown or expired, -ESTALE out of attempts (the challenge is then deleted). */
+int store_challenge_get(store_t *st, const uint8_t hash[STORE_HASH_LEN], int attempt, unsigned max_attempts,
+                        int64_t *user_id, char purpose[8], char **return_to) __attribute__((warn_unused_result));
+int store_challenge_delete(store_t *st, const uint8_t hash[STORE_HASH_LEN]) __attribute__((warn_unused_result));
 
 /* Audit: appends one event (append-only table, hash-chained). Strings may be NULL; details is a JSON object
  * text or NULL. */
@@ -168,6 +235,28 @@ int store_saml_logout_start(store_t *st, const uint8_t session[STORE_HASH_LEN], 
     __attribute__((warn_unused_result));
 /* Takes (deletes) one SP sign-in of a logout walk: 0 with sp and lasso_session (malloc'd), -ENOENT when done. */
 int store_saml_logout_next(store_t *st, const uint8_t state[STORE_HASH_LEN], char **sp, char **lasso_session)
+    __attribute__((warn_unused_result));
+
+/* Reading the trail back (`portier audit verify|export`). */
+typedef struct st_store_audit_row_t {
+    int64_t id;
+    const char *at; /* UTC, microseconds, as covered by the mac */
+    store_audit_event_t ev;
+    const char *mac_hex; /* NULL when written without a key */
+} store_audit_row_t;
+typedef struct st_store_audit_verify_t {
+    uint64_t verified; /* rows whose mac and chain link checked out */
+    uint64_t unkeyed;  /* rows written without a key (not covered) */
+    int64_t head_id;   /* the last verified row: record it elsewhere to detect a truncated tail later */
+    char head_mac[65];
+    int64_t bad_id;     /* first row that fails, 0 when none */
+    const char *reason; /* why (static text), NULL when none */
+} store_audit_verify_t;
+/* Recomputes every row's mac with this store's key and checks each link of the chain. 0 (then out->bad_id tells
+ * whether a row failed), -EINVAL without a key, -EIO. */
+int store_audit_verify(store_t *st, store_audit_verify_t *out) __attribute__((warn_unused_result));
+/* Calls cb for each row with id > after, in order (strings valid during the call); a non-zero return stops. */
+int store_audit_export(store_t *st, int64_t after, int (*cb)(void *ctx, const store_audit_row_t *row), void *ctx)
     __attribute__((warn_unused_result));
 
 /* Revocation listener connection: LISTEN on STORE_NOTIFY_CHANNEL, then wait. */

@@ -100,7 +100,7 @@ int store_token_redeem_password(store_t *st, const uint8_t hash[STORE_HASH_LEN],
         store_user_payload(id, payload);
         rc = store_notify(st, payload);
     }
-    if (rc == 0)
+    if (rc == 0 && session_hash != NULL)
         rc = store_session_create(st, session_hash, public_id, id, absolute_ttl, idle_timeout, source_addr);
     if (rc == 0)
         rc = store_commit(st);

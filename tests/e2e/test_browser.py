@@ -52,3 +52,43 @@ def test_setup_logout_and_login_in_chromium(portier, tmp_path):
     assert sorted(os.path.basename(p) for p in glob.glob(str(shots / "*.png"))) == [
         "1-setup.png", "2-backend.png", "3-logout.png", "4-login-error.png", "5-signed-in-again.png"]
     assert len(secrets_file.read_text().split()) == 2  # one session per sign-in
+
+
+MFA_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser_mfa.js")
+
+
+def test_mfa_enrolment_in_chromium_shows_a_scannable_qr_code(portier, tmp_path):
+    missing = browser_missing()
+    if missing:
+        message = "BROWSER TEST SKIPPED: %s; CI installs it (scripts/install-deps.sh)" % missing
+        warnings.warn(message)
+        pytest.skip(message)
+    username = "browsermfa"
+    link, _ = portier.invite(username)
+    password = harness.register_secret("another long browser passphrase 7")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    secrets_file = tmp_path / "secrets.txt"
+    secrets_file.touch(mode=0o600)
+    try:
+        r = subprocess.run(["node", MFA_SCRIPT, link, portier.base, username, password, str(shots), str(secrets_file)],
+                           capture_output=True, text=True, timeout=120)
+    finally:
+        for value in secrets_file.read_text().split():
+            harness.register_secret(value)
+        artifacts = os.environ.get("PORTIER_ARTIFACTS")
+        if artifacts:
+            dest = os.path.join(artifacts, "browser")
+            os.makedirs(dest, exist_ok=True)
+            for png in glob.glob(str(shots / "*.png")):
+                shutil.copy(png, dest)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "mfa browser flow ok" in r.stdout
+    # the screenshot really shows the QR code: zbarimg finds the otpauth URI of this user in it
+    decoded = subprocess.run(["zbarimg", "--quiet", "--raw", str(shots / "mfa-1-enrol.png")], capture_output=True,
+                             text=True)
+    assert decoded.returncode == 0, decoded.stderr
+    uri = decoded.stdout.strip()
+    assert uri.startswith("otpauth://totp/portier:browsermfa?secret=")
+    key = secrets_file.read_text().split()[0]
+    assert "secret=%s&" % key in uri  # the key the page showed is the one in the picture

@@ -385,6 +385,147 @@ static void test_session_lifecycle(void **state)
     assert_int_equal(store_session_touch(st, h), -ENOENT);
 }
 
+static store_mfa_factor_t factor(const char *kind, const char *sealed)
+{
+    store_mfa_factor_t f = {0};
+    snprintf(f.kind, sizeof(f.kind), "%s", kind);
+    snprintf(f.algorithm, sizeof(f.algorithm), "SHA1");
+    f.digits = 6;
+    f.period = 30;
+    f.sealed = (uint8_t *)sealed;
+    f.sealed_len = strlen(sealed) + 1; /* binary-safe: the NUL goes in and must come back */
+    return f;
+}
+
+static void test_mfa_factors_and_replay(void **state)
+{
+    int64_t id = new_user("mona");
+    store_mfa_factor_t got, f = factor("totp", "sealed\x01one");
+    uint8_t hashes[3][STORE_HASH_LEN];
+
+    assert_int_equal(store_mfa_get(st, id, 1, &got), -ENOENT);
+    assert_int_equal(store_mfa_begin(st, id, &f), 0);
+    assert_int_equal(store_mfa_get(st, id, 1, &got), -ENOENT); /* pending only */
+    assert_int_equal(store_mfa_get(st, id, 0, &got), 0);
+    assert_int_equal(got.id, f.id);
+    assert_false(got.confirmed);
+    assert_int_equal(got.sealed_len, f.sealed_len);
+    assert_memory_equal(got.sealed, f.sealed, f.sealed_len);
+    store_mfa_factor_dispose(&got);
+
+    hash_of("code-1", hashes[0]);
+    hash_of("code-2", hashes[1]);
+    hash_of("code-3", hashes[2]);
+    assert_int_equal(store_mfa_confirm(st, id, f.id, 1000, 0, (const uint8_t(*)[STORE_HASH_LEN])hashes, 3), 0);
+    assert_int_equal(store_mfa_confirm(st, id, f.id, 1000, 0, (const uint8_t(*)[STORE_HASH_LEN])hashes, 3), -ENOENT);
+    assert_int_equal(store_mfa_get(st, id, 1, &got), 0);
+    assert_true(got.confirmed);
+    assert_int_equal(got.last_step, 1000);
+    store_mfa_factor_dispose(&got);
+
+    /* each step once, never backwards */
+    assert_int_equal(store_mfa_accept_step(st, f.id, 1000), -ESTALE);
+    assert_int_equal(store_mfa_accept_step(st, f.id, 999), -ESTALE);
+    assert_int_equal(store_mfa_accept_step(st, f.id, 1001), 0);
+    assert_int_equal(store_mfa_accept_step(st, f.id, 1001), -ESTALE);
+
+    /* recovery codes: single use */
+    unsigned left = 99;
+    assert_int_equal(store_mfa_recovery_use(st, id, hashes[1], &left), 0);
+    assert_int_equal(left, 2);
+    assert_int_equal(store_mfa_recovery_use(st, id, hashes[1], &left), -ENOENT);
+    uint8_t other[STORE_HASH_LEN];
+    hash_of("not-a-code", other);
+    assert_int_equal(store_mfa_recovery_use(st, id, other, NULL), -ENOENT);
+    /* a new set voids the old one */
+    assert_int_equal(store_mfa_recovery_replace(st, id, (const uint8_t(*)[STORE_HASH_LEN]) & other, 1), 0);
+    assert_int_equal(store_mfa_recovery_use(st, id, hashes[0], NULL), -ENOENT);
+    assert_int_equal(store_mfa_recovery_left(st, id, &left), 0);
+    assert_int_equal(left, 1);
+
+    /* a replacement stays pending while the confirmed factor is in force, then takes over */
+    store_mfa_factor_t h = factor("hotp", "sealed\x02two");
+    assert_int_equal(store_mfa_begin(st, id, &h), 0);
+    assert_int_equal(store_mfa_get(st, id, 1, &got), 0);
+    assert_int_equal(got.id, f.id);
+    store_mfa_factor_dispose(&got);
+    assert_int_equal(store_mfa_confirm(st, id, h.id, -1, 5, (const uint8_t(*)[STORE_HASH_LEN])hashes, 1), 0);
+    assert_int_equal(store_mfa_get(st, id, 1, &got), 0);
+    assert_int_equal(got.id, h.id);
+    assert_string_equal(got.kind, "hotp");
+    assert_int_equal(got.counter, 5);
+    store_mfa_factor_dispose(&got);
+    assert_int_equal(store_mfa_accept_counter(st, h.id, 4, 9), -ESTALE); /* not the counter verified against */
+    assert_int_equal(store_mfa_accept_counter(st, h.id, 5, 9), 0);
+    assert_int_equal(store_mfa_accept_counter(st, h.id, 5, 9), -ESTALE);
+    assert_int_equal(raw_count("SELECT count(*) FROM mfa_factors f JOIN users u ON u.id = f.user_id "
+                               "WHERE u.username = $1",
+                               "mona"),
+                     1); /* the replaced factor is gone */
+}
+
+static void test_mfa_challenges_and_reset(void **state)
+{
+    int64_t id = new_user("nils");
+    uint8_t c[STORE_HASH_LEN], sess[STORE_HASH_LEN], up[STORE_HASH_LEN];
+    int64_t uid = 0;
+    char purpose[8], *return_to = NULL, payload[128];
+    store_session_t s;
+
+    hash_of("challenge-nils", c);
+    assert_int_equal(store_challenge_create(st, c, id, "verify", "/app", 300), 0);
+    assert_int_equal(store_challenge_get(st, c, 0, 2, &uid, purpose, &return_to), 0);
+    assert_int_equal(uid, id);
+    assert_string_equal(purpose, "verify");
+    assert_string_equal(return_to, "/app");
+    free(return_to);
+    assert_int_equal(store_challenge_get(st, c, 1, 2, &uid, purpose, &return_to), 0);
+    free(return_to);
+    assert_int_equal(store_challenge_get(st, c, 1, 2, &uid, purpose, &return_to), 0);
+    free(return_to);
+    assert_int_equal(store_challenge_get(st, c, 1, 2, &uid, purpose, &return_to), -ESTALE); /* third attempt */
+    assert_int_equal(store_challenge_get(st, c, 0, 2, &uid, purpose, &return_to), -ENOENT); /* and gone */
+    assert_int_equal(store_challenge_create(st, c, id, "enrol", "/", 0), 0);                /* expires at once */
+    assert_int_equal(store_challenge_get(st, c, 0, 2, &uid, purpose, &return_to), -ENOENT);
+
+    /* step-up: a new id with both methods, same expiry; the old one is gone and announced */
+    hash_of("session-nils", sess);
+    hash_of("session-nils-up", up);
+    assert_int_equal(store_session_create(st, sess, "sid-nils", id, ONE_HOUR, 600, NULL), 0);
+    assert_int_equal(store_session_lookup(st, sess, &s), 0);
+    assert_int_equal(s.amr, STORE_AMR_PWD);
+    time_t expires = s.expires_at;
+    store_session_dispose(&s);
+    session_payload(sess, payload, sizeof(payload));
+    forget_notifications();
+    assert_int_equal(store_session_elevate(st, sess, up, "sid-nils-up", STORE_AMR_PWD | STORE_AMR_OTP), 0);
+    expect_notification(payload);
+    assert_int_equal(store_session_lookup(st, sess, &s), -ENOENT);
+    assert_int_equal(store_session_lookup(st, up, &s), 0);
+    assert_int_equal(s.amr, STORE_AMR_PWD | STORE_AMR_OTP);
+    assert_int_equal(s.expires_at, expires);
+    store_session_dispose(&s);
+    assert_int_equal(store_session_elevate(st, sess, c, "sid-nils-again", STORE_AMR_OTP), -ENOENT);
+
+    /* the administrator's reset: factors, codes, challenges and sessions, announced for the user */
+    store_mfa_factor_t f = factor("totp", "x");
+    assert_int_equal(store_mfa_begin(st, id, &f), 0);
+    assert_int_equal(store_challenge_create(st, c, id, "verify", "/", 300), 0);
+    user_payload(id, payload, sizeof(payload));
+    forget_notifications();
+    assert_int_equal(store_mfa_remove(st, id, 1), 0);
+    expect_notification(payload);
+    assert_int_equal(raw_count("SELECT count(*) FROM mfa_factors f JOIN users u ON u.id = f.user_id "
+                               "WHERE u.username = $1",
+                               "nils"),
+                     0);
+    assert_int_equal(raw_count("SELECT count(*) FROM mfa_challenges m JOIN users u ON u.id = m.user_id "
+                               "WHERE u.username = $1",
+                               "nils"),
+                     0);
+    assert_int_equal(store_session_lookup(st, up, &s), -ENOENT);
+}
+
 static void test_disable_ends_sessions(void **state)
 {
     int64_t id = new_user("frank");
@@ -663,7 +804,17 @@ static void test_audit_chain(void **state)
                                NULL),
                      0);
 
+    /* read back: the verifier recomputes the same macs (the keyless row is counted, not covered) */
+    store_audit_verify_t v;
+    assert_int_equal(store_audit_verify(st, &v), 0);
+    assert_int_equal(v.bad_id, 0);
+    assert_null(v.reason);
+    assert_int_equal(v.verified + v.unkeyed, rows);
+    assert_int_equal(v.unkeyed, 1);
+    assert_int_equal(strlen(v.head_mac), 64);
+
     assert_int_equal(store_set_audit_key(st, NULL, 0), 0);
+    assert_int_equal(store_audit_verify(st, &v), -EINVAL);
 }
 
 /* ---- listing ---- */
@@ -753,6 +904,8 @@ int main(void)
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_audit_chain),
         cmocka_unit_test(test_user_list),
+        cmocka_unit_test(test_mfa_factors_and_replay), /* after the listing: new users */
+        cmocka_unit_test(test_mfa_challenges_and_reset),
         cmocka_unit_test(test_reconnect),
     };
     return cmocka_run_group_tests_name("store", tests, group_setup, group_teardown);

@@ -1340,6 +1340,54 @@ static void test_login_limits(void **state)
                       "unknown key");
 }
 
+static void test_mfa_settings(void **state)
+{
+    fixture_t *fx = *state;
+    char want[256];
+    load_ok(fx, BASE);
+    gw_config_t *c = &fx->c;
+    snprintf(want, sizeof(want), "%s/mfa.key", fx->dir);
+    assert_string_equal(c->mfa_key_file, want);
+    assert_non_null(c->mfa_required_groups);
+    assert_null(c->mfa_required_groups[0]);
+    assert_string_equal(c->mfa_issuer, "portier");
+    assert_string_equal(c->mfa_algorithm, "SHA1");
+    assert_int_equal(c->mfa_digits, 6);
+    assert_int_equal(c->mfa_period, 30);
+    assert_int_equal(c->mfa_window, 1);
+    assert_int_equal(c->mfa_hotp_lookahead, 10);
+    assert_int_equal(c->mfa_recovery_codes, 10);
+
+    static const limit_case_t cases[] = {
+        {TOP, "mfa:\n  totp: { digits: 5 }\n" TOP, "mfa.totp.digits"},
+        {TOP, "mfa:\n  totp: { digits: 8 }\n" TOP, NULL, FIELD(mfa_digits), 8},
+        {TOP, "mfa:\n  totp: { digits: 9 }\n" TOP, "mfa.totp.digits"},
+        {TOP, "mfa:\n  totp: { period: 14 }\n" TOP, "mfa.totp.period"},
+        {TOP, "mfa:\n  totp: { period: 1m }\n" TOP, NULL, FIELD(mfa_period), 60},
+        {TOP, "mfa:\n  totp: { window: 0 }\n" TOP, NULL, FIELD(mfa_window), 0},
+        {TOP, "mfa:\n  totp: { window: 11 }\n" TOP, "mfa.totp.window"},
+        {TOP, "mfa:\n  hotp: { lookahead: 0 }\n" TOP, "mfa.hotp.lookahead"},
+        {TOP, "mfa:\n  hotp: { lookahead: 100 }\n" TOP, NULL, FIELD(mfa_hotp_lookahead), 100},
+        {TOP, "mfa:\n  recovery_codes: 4\n" TOP, "mfa.recovery_codes"},
+        {TOP, "mfa:\n  recovery_codes: 20\n" TOP, NULL, FIELD(mfa_recovery_codes), 20},
+    };
+    run_limit_cases(fx, cases, sizeof(cases) / sizeof(cases[0]));
+
+    expect_edit_ok(fx, TOP, "organization: Acme Corp\nmfa:\n  required_groups: [admins, ops]\n" TOP);
+    assert_string_equal(fx->c.mfa_issuer, "Acme Corp"); /* follows the organisation */
+    assert_string_equal(fx->c.mfa_required_groups[1], "ops");
+    assert_null(fx->c.mfa_required_groups[2]);
+    char *member[] = {"staff", "ops", NULL}, *outsider[] = {"staff", NULL};
+    assert_true(gw_config_mfa_required(&fx->c, member));
+    assert_false(gw_config_mfa_required(&fx->c, outsider));
+    expect_edit_error(fx, TOP, "mfa:\n  totp: { algorithm: MD5 }\n" TOP, "algorithm", "mfa.totp.algorithm",
+                      "\"MD5\" is not SHA1, SHA256 or SHA512");
+    expect_edit_error(fx, TOP, "mfa:\n  required_groups: [\"bad group\"]\n" TOP, "bad group", "mfa.required_groups",
+                      "is not a group name");
+    expect_edit_error(fx, TOP, "mfa:\n  required_groups: admins\n" TOP, "required_groups", "mfa.required_groups",
+                      "expected a list of group names");
+}
+
 static void test_login_files(void **state)
 {
     fixture_t *fx = *state;
@@ -1494,35 +1542,21 @@ static void test_dispose_is_idempotent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T(test_full_file_round_trips),
-        T(test_defaults),
-        T(test_parse_duration),
-        T(test_numeric_limits),
-        T(test_range_message),
-        T(test_string_keys),
-        T(test_unknown_keys),
-        T(test_wrong_node_types),
-        T(test_duplicate_keys),
-        T(test_required_keys),
-        T(test_errors_are_collected),
-        T(test_error_cap),
-        T(test_yaml_syntax_errors),
-        T(test_key_file_permissions),
-        T(test_missing_and_odd_files),
-        T(test_paths_are_resolved),
-        T(test_load_from_file),
-        T(test_routes),
-        T(test_route_prefix_rules),
-        T(test_route_backend_rules),
-        T(test_route_structure),
-        T(test_duplicate_prefix_and_name),
-        T(test_route_limit),
-        T(test_http_redirect),
-        T(test_login_defaults),
-        T(test_login_limits),
-        T(test_login_files),
-        T(test_trusted_proxies),
-        T(test_cidr),
+        T(test_full_file_round_trips), T(test_defaults),
+        T(test_parse_duration),        T(test_numeric_limits),
+        T(test_range_message),         T(test_string_keys),
+        T(test_unknown_keys),          T(test_wrong_node_types),
+        T(test_duplicate_keys),        T(test_required_keys),
+        T(test_errors_are_collected),  T(test_error_cap),
+        T(test_yaml_syntax_errors),    T(test_key_file_permissions),
+        T(test_missing_and_odd_files), T(test_paths_are_resolved),
+        T(test_load_from_file),        T(test_routes),
+        T(test_route_prefix_rules),    T(test_route_backend_rules),
+        T(test_route_structure),       T(test_duplicate_prefix_and_name),
+        T(test_route_limit),           T(test_http_redirect),
+        T(test_login_defaults),        T(test_mfa_settings),
+        T(test_login_limits),          T(test_login_files),
+        T(test_trusted_proxies),       T(test_cidr),
         T(test_dispose_is_idempotent),
     };
     return cmocka_run_group_tests_name("gateway/config", tests, NULL, NULL);
