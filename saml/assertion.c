@@ -227,21 +227,50 @@ static int password_class(const char *c)
            strcmp(c, LASSO_SAML2_AUTHN_CONTEXT_PASSWORD) == 0 || strcmp(c, LASSO_SAML2_AUTHN_CONTEXT_UNSPECIFIED) == 0;
 }
 
-const char *saml_authn_context(const store_session_t *session, const LassoSamlp2AuthnRequest *req, int *step_up)
+/* Classes that mean "a second factor" to the SPs we know of (REFEDS, SAML 2.0 token classes, Microsoft). */
+static int mfa_class(const char *c)
 {
-    (void)session; /* MFA (issue #4): once sessions carry their authentication methods ("amr"), a session with
-                    * a second factor answers with a multi-factor class here, and a request that asks for one
-                    * from a password-only session sets *step_up instead of being refused. */
-    *step_up = 0;
+    static const char *const mfa[] = {SAML_ACR_MFA, "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken",
+                                      "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
+                                      "http://schemas.microsoft.com/claims/multipleauthn", NULL};
+    for (const char *const *m = mfa; *m != NULL; ++m)
+        if (strcmp(*m, c) == 0)
+            return 1;
+    return 0;
+}
+
+const char *saml_authn_context(const gw_config_t *conf, const saml_sp_config_t *sp, const store_session_t *session,
+                               const LassoSamlp2AuthnRequest *req, int *step_up)
+{
+    int has_mfa = (session->amr & STORE_AMR_OTP) != 0;
+    int wants_mfa = sp->require_mfa || gw_config_mfa_required(conf, session->user.groups);
+    const char *asked_mfa = NULL, *asked_pwd = NULL;
     const LassoSamlp2RequestedAuthnContext *rac = req != NULL ? req->RequestedAuthnContext : NULL;
-    if (rac != NULL && rac->AuthnContextClassRef != NULL) {
-        int satisfied = 0;
-        for (GList *l = rac->AuthnContextClassRef; l != NULL; l = l->next)
-            if (l->data != NULL && password_class((const char *)l->data))
-                satisfied = 1;
-        /* "better" than password means more than we have today */
-        if (!satisfied || (rac->Comparison != NULL && strcmp(rac->Comparison, "better") == 0))
-            *step_up = 1;
+    *step_up = 0;
+    if (rac != NULL) {
+        int better = rac->Comparison != NULL && strcmp(rac->Comparison, "better") == 0;
+        for (GList *l = rac->AuthnContextClassRef; l != NULL; l = l->next) {
+            const char *c = l->data;
+            if (c != NULL && mfa_class(c) && asked_mfa == NULL)
+                asked_mfa = c;
+            else if (c != NULL && password_class(c) && asked_pwd == NULL)
+                asked_pwd = c;
+        }
+        /* "better than password", or only multi-factor classes asked for: a second factor is needed */
+        if ((asked_pwd != NULL && better) || (asked_mfa != NULL && asked_pwd == NULL))
+            wants_mfa = 1;
+        if (asked_pwd == NULL && asked_mfa == NULL && rac->AuthnContextClassRef != NULL)
+            return NULL; /* only classes we cannot vouch for */
     }
-    return LASSO_SAML2_AUTHN_CONTEXT_PASSWORD_PROTECTED_TRANSPORT;
+    if (wants_mfa && !has_mfa) {
+        *step_up = 1; /* the caller sends the user to /login/mfa and comes back */
+        return NULL;
+    }
+    if (has_mfa)
+        return asked_pwd != NULL && asked_mfa == NULL && rac != NULL &&
+                       (rac->Comparison == NULL || strcmp(rac->Comparison, "exact") == 0)
+                   ? asked_pwd /* the SP asked for exactly that class: the session satisfies it */
+               : asked_mfa != NULL ? asked_mfa
+                                   : SAML_ACR_MFA;
+    return asked_pwd != NULL ? asked_pwd : LASSO_SAML2_AUTHN_CONTEXT_PASSWORD_PROTECTED_TRANSPORT;
 }

@@ -289,15 +289,25 @@ static void sp_value(gw_config_ctx_t *ctx, saml_sp_config_t *sp, const char *k, 
         sp_bool(ctx, v, &sp->require_signed, line, key);
     } else if (strcmp(k, "idp_initiated") == 0) {
         sp_bool(ctx, v, &sp->idp_initiated, line, key);
+    } else if (strcmp(k, "mfa") == 0) {
+        sp_bool(ctx, v, &sp->require_mfa, line, key);
     }
 }
 
 static void load_sp(gw_config_ctx_t *ctx, saml_sp_config_t *sp, size_t i, yaml_node_t *n)
 {
-    static const char *const sp_keys[] = {
-        "metadata",        "name",          "groups", "name_id_format",    "attributes",
-        "attribute_names", "attribute_map", "sign",   "encrypt_assertion", "require_signed_requests",
-        "idp_initiated"};
+    static const char *const sp_keys[] = {"metadata",
+                                          "name",
+                                          "groups",
+                                          "name_id_format",
+                                          "attributes",
+                                          "attribute_names",
+                                          "attribute_map",
+                                          "sign",
+                                          "encrypt_assertion",
+                                          "require_signed_requests",
+                                          "idp_initiated",
+                                          "mfa"};
     char key[160], where[64];
     snprintf(where, sizeof(where), "saml.service_providers[%zu]", i);
     sp_defaults(sp);

@@ -142,10 +142,14 @@ int saml_nameid_for(const saml_idp_t *idp, const saml_sp_config_t *sp, const str
 int saml_assertion_fill(struct _LassoLogin *login, const saml_idp_t *idp, const saml_sp_config_t *sp,
                         const struct st_store_user_t *user, const char *name_id, const char *format, char *released,
                         size_t released_len);
-/* The hook for MFA (issue #4): which AuthnContextClassRef this session earns for this request. Sets *step_up when
- * the request (RequestedAuthnContext) or the SP demands more than the session has; the caller then sends the user
- * to the step-up page. Today every session is a password session. */
-const char *saml_authn_context(const struct st_store_session_t *session, const struct _LassoSamlp2AuthnRequest *req,
+/* The authentication context (issue #4's MFA): which AuthnContextClassRef this session earns for this request,
+ * the one place that decides. A second factor is needed when the SP requires it (`mfa`), one of the user's groups
+ * is in mfa.required_groups, or the request asks for a multi-factor class (or "better" than password); then, for
+ * a password-only session, *step_up is set and NULL returned (the caller sends the user to /login/mfa). NULL
+ * without *step_up: the request asks only for classes portier cannot vouch for. */
+#define SAML_ACR_MFA "https://refeds.org/profile/mfa"
+const char *saml_authn_context(const gw_config_t *conf, const saml_sp_config_t *sp,
+                               const struct st_store_session_t *session, const struct _LassoSamlp2AuthnRequest *req,
                                int *step_up);
 
 /* sso.c */

@@ -68,6 +68,7 @@ typedef struct st_saml_sp_config_t {
     int encrypt;        /* encrypt the assertion with the SP's key */
     int require_signed; /* AuthnRequests must be signed (also forced by the metadata) */
     int idp_initiated;  /* /saml/idp/init?sp=... allowed */
+    int require_mfa;    /* saml...mfa: a second factor for this SP (like routes[].mfa) */
     size_t line;        /* where it was configured, for messages */
 } saml_sp_config_t;
 

@@ -96,7 +96,8 @@ static const struct {
     {"not_in_group", 403, "Your account is not allowed to use this application. Ask your administrator for access."},
     {"no_email", 403, "This application needs an email address, and your account has none."},
     {"idp_initiated_disabled", 403, "Sign-in started from portier is not enabled for this application."},
-    {"mfa_required", 403, "This application requires multi-factor authentication, which is not available yet."},
+    {"authn_context_unsupported", 403,
+     "The application asks for a kind of sign-in portier cannot vouch for (its RequestedAuthnContext)."},
     {NULL, 400, "The application's sign-in request could not be processed."},
 };
 
@@ -232,6 +233,23 @@ static int park(sso_job_t *j, store_t *db, const saml_sp_config_t *sp)
     return 0;
 }
 
+/* The session has a password only and the SP or request needs a second factor: park the request (unless it is
+ * parked already, or IdP-initiated: the same URL starts over) and go through /login/mfa, which comes back. */
+static int step_up_first(sso_job_t *j, store_t *db, const saml_sp_config_t *sp)
+{
+    if (j->kind == KIND_IDP_INIT) {
+        snprintf(j->location, sizeof(j->location), "/login/mfa?return_to=%%2Fsaml%%2Fidp%%2Finit%%3Fsp%%3D%s",
+                 j->sp_name);
+    } else {
+        if (park(j, db, sp) != 0)
+            return -1;
+        snprintf(j->location, sizeof(j->location), "/login/mfa?return_to=%%2Fsaml%%2Fsso%%2Fresume%%3Fstate%%3D%s",
+                 j->state);
+    }
+    j->outcome = OUT_LOGIN;
+    return 0;
+}
+
 static int user_in_groups(const store_user_t *u, const saml_sp_config_t *sp)
 {
     if (sp->num_groups == 0)
@@ -287,17 +305,12 @@ static int remember_for_logout(sso_job_t *j, store_t *db, const saml_sp_config_t
 
 /* Builds, signs (and encrypts) the Response for a checked request and a signed-in, admitted user. */
 static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t sp_index, LassoLogin *login,
-                         const store_session_t *sess)
+                         const store_session_t *sess, const char *class_ref)
 {
     char name_id[256], released[RELEASED_MAX], instant[32], session_end[32], not_before[32], not_after[32];
     const char *format;
-    int step_up;
     time_t now = time(NULL);
-    LassoSamlp2AuthnRequest *req = LASSO_SAMLP2_AUTHN_REQUEST(LASSO_PROFILE(login)->request);
-    const char *class_ref = saml_authn_context(sess, req, &step_up);
 
-    if (step_up)
-        return "mfa_required";
     if (saml_nameid_for(j->idp, sp, &sess->user, name_id, sizeof(name_id), &format) != 0)
         return "no_email";
     neutral_name_id_policy(login);
@@ -398,7 +411,15 @@ static void answer(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t
         refuse(j, db, sp, sp_index, sess.user.username, "not_in_group");
         goto exit;
     }
-    const char *reason = issue(j, db, sp, sp_index, login, &sess);
+    int step_up;
+    const char *class_ref = saml_authn_context(j->idp->conf, sp, &sess, req, &step_up);
+    if (step_up) { /* a second factor first (/login/mfa enrols one if needed), then back to this request */
+        if (step_up_first(j, db, sp) != 0)
+            j->outcome = OUT_UNAVAILABLE;
+        goto exit;
+    }
+    const char *reason =
+        class_ref == NULL ? "authn_context_unsupported" : issue(j, db, sp, sp_index, login, &sess, class_ref);
     if (reason != NULL)
         refuse(j, db, sp, sp_index, sess.user.username, reason);
 exit:

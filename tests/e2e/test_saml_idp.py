@@ -407,9 +407,34 @@ def test_sha1_signed_request_is_refused(saml_env):
     assert any('"sha1"' in row[3] for row in rows)
 
 
-def test_request_for_multi_factor_context_is_refused_until_mfa_exists(saml_env):
-    r, _ = sso(saml_env, "mfa")
-    refused(r, 403, "multi-factor")
+def test_request_for_a_multi_factor_context_steps_up_then_asserts_it(saml_env, tmp_path):
+    """An SP that asks for a multi-factor class gets one: a password-only session goes through /login/mfa (here:
+    enrolment first, as the user has no factor yet) and comes back to the parked request."""
+    import test_mfa  # the MFA tests' helpers: enrolment from the otpauth URI, codes from pyotp
+    p = saml_env["portier"]
+    cookie = p.setup("mia", groups=["staff"], email="mia@example.com")
+    sp = saml_env["sps"]["mfa"]
+    url, rid = sp.login_url()
+    r = get(p, url, cookie)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    loc = r.headers["location"]
+    assert loc.startswith("/login/mfa?return_to=%2Fsaml%2Fsso%2Fresume%3Fstate%3D")
+    resume = urllib.parse.unquote(loc.split("return_to=", 1)[1])
+    r = get(p, p.url(loc), cookie)  # no factor yet: enrol first, then back
+    assert r.status_code == 303 and r.headers["location"].startswith("/account/mfa?return_to=")
+    otp, _, page = test_mfa.enrol(p, {SESSION_COOKIE: cookie}, tmp_path, via_qr=False)
+    step = test_mfa.fresh_step()
+    r = test_mfa.confirm(p, {SESSION_COOKIE: cookie}, page, test_mfa.code_at(otp, step - 1), return_to=resume)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    stepped = harness.register_secret(r.cookies[SESSION_COOKIE])
+    r = get(p, p.url(resume), stepped)
+    auth, fields = assertion_ok(saml_env, "mfa", r, rid)
+    xml = saml_peers.decode_response(fields["SAMLResponse"])
+    assert "<saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken<" in xml
+    # the same multi-factor session, at an SP that asks for exactly PasswordProtectedTransport, gets that class
+    url, rid = saml_env["sps"]["py"].login_url()
+    _, fields = assertion_ok(saml_env, "py", get(p, url, stepped), rid)
+    assert "classes:PasswordProtectedTransport<" in saml_peers.decode_response(fields["SAMLResponse"])
 
 
 def test_user_not_in_allowed_group_is_refused(saml_env):
