@@ -53,10 +53,13 @@ def test_parallel_attack_on_two_instances_gets_no_extra_password_checks(make_por
           % (elapsed, checks, throttled, allowed))
     assert checks + throttled == 200
     assert 5 <= checks <= allowed
-    failures, locked = one.user_row("victim")
-    assert int(failures) == checks and locked == "t"
-    # while locked even the right password is refused, with the same answer
-    assert attempt(two, "victim", PASSWORD, tokens[1]) == 401
+    failures, lock_set, locked = one.user_row(
+        "victim", "failed_logins, locked_until IS NOT NULL, locked_until IS NOT NULL AND locked_until > now()")
+    assert int(failures) == checks and lock_set == "t"
+    # while locked even the right password is refused, with the same answer (the last delay is a few seconds:
+    # on a loaded machine it may be over already, and then the hard-lock test below covers this)
+    if locked == "t":
+        assert attempt(two, "victim", PASSWORD, tokens[1]) == 401
 
 
 def test_success_resets_the_failure_count(portier):
