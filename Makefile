@@ -21,7 +21,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_SECONDS  ?= 300
 
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-MODULE_DIRS := $(wildcard gateway idp scim mfa policy store audit)
+MODULE_DIRS := $(wildcard gateway idp scim mfa policy store audit saml)
 
 banner = @printf '\n==== %s ====\n' '$(1)'
 

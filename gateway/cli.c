@@ -26,6 +26,7 @@
 
 #include "gateway/internal.h"
 #include "policy/policy.h"
+#include "saml/saml.h"
 
 #define DEFAULT_CONFIG   "/etc/portier/portier.yaml"
 #define USERNAME_MAX_LEN 64
@@ -61,6 +62,9 @@ static void usage(FILE *out)
                  "  group remove USER GROUP        remove a user from a group\n"
                  "  audit verify                   check every audit event's MAC and the chain linking them\n"
                  "  audit export [--after ID]      print audit events as JSON lines (for a SIEM)\n"
+                 "  keys saml-rotate               SAML signing key: make the next key (published first), or\n"
+                 "                                 switch to it once SPs know it (see README)\n"
+                 "  saml add-sp FILE NAME          check an SP's metadata and add it to saml.sp_dir\n"
                  "  version                        print the version\n"
                  "\n"
                  "The configuration is read from -c FILE, $PORTIER_CONFIG, or " DEFAULT_CONFIG ".\n");
@@ -196,6 +200,10 @@ static int cmd_check_config(cli_t *cli)
         rc = 1;
     }
     pol_blocklist_destroy(bl);
+    if (saml_check(&cli->conf, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: saml.idp: %s\n", cli->config_path, err);
+        rc = 1;
+    }
     if (rc == 0)
         printf("%s: OK\n", cli->config_path);
     return rc;
@@ -513,6 +521,10 @@ int gw_cli_main(int argc, char **argv)
         rc = cmd_audit_export(&cli, argc, argv);
     } else if (strcmp(cmd, "group") == 0 && (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0) && argc == 5) {
         rc = cmd_group(&cli, strcmp(sub, "add") == 0, argv[3], argv[4]);
+    } else if (strcmp(cmd, "keys") == 0 && strcmp(sub, "saml-rotate") == 0 && argc == 3) {
+        rc = load_config(&cli) == 0 ? saml_cli_rotate(&cli.conf) : 1;
+    } else if (strcmp(cmd, "saml") == 0 && strcmp(sub, "add-sp") == 0 && argc == 5) {
+        rc = load_config(&cli) == 0 ? saml_cli_add_sp(&cli.conf, argv[3], argv[4]) : 1;
     } else {
         usage(stderr);
     }

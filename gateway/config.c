@@ -27,6 +27,7 @@
 #include <yaml.h>
 
 #include "gateway/config.h"
+#include "saml/saml.h"
 
 #ifndef PORTIER_SOURCE_DIR
 #define PORTIER_SOURCE_DIR "."
@@ -808,6 +809,63 @@ static void set_value(loader_t *l, size_t ki, yaml_node_t *v)
     }
 }
 
+/* ---- for sections parsed by other modules (gw_config_ctx_t is the loader) ---- */
+
+struct yaml_node_s *gw_config_node(gw_config_ctx_t *ctx, int id)
+{
+    return node((loader_t *)ctx, id);
+}
+
+void gw_config_error(gw_config_ctx_t *ctx, size_t line, const char *key, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    error_at((loader_t *)ctx, line, key, "%s", n < 0 ? "" : msg);
+}
+
+const char *gw_config_scalar(gw_config_ctx_t *ctx, struct yaml_node_s *n, const char *key)
+{
+    return scalar((loader_t *)ctx, n, key);
+}
+
+char *gw_config_resolve(gw_config_ctx_t *ctx, const char *value)
+{
+    return resolve((loader_t *)ctx, value);
+}
+
+char *gw_config_file(gw_config_ctx_t *ctx, size_t line, const char *key, const char *value, int secret)
+{
+    loader_t *l = (loader_t *)ctx;
+    if (*value == '\0' || has_control(value)) {
+        error_at(l, line, key, "must be a file name without control characters");
+        return NULL;
+    }
+    char *path = resolve(l, value);
+    if (path != NULL && check_file(l, line, key, path, secret, 0) != 0) {
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+int gw_config_parse_bool(const char *s)
+{
+    return parse_bool(s);
+}
+
+int gw_config_parse_size(const char *s, uint64_t *out)
+{
+    return parse_bytes(s, out);
+}
+
+int gw_config_valid_group(const char *s)
+{
+    return valid_group_name(s);
+}
+
 /* ---- mappings ---- */
 
 static int is_section(const char *path)
@@ -878,6 +936,14 @@ static void walk(loader_t *l, yaml_node_t *map, const char *prefix)
         }
         if (strchr(k, '.') != NULL) { /* "server.listen.port: 1" at the top is a key, not a path */
             error_at(l, line_of(kn), path, "unknown key");
+            continue;
+        }
+        if (prefix[0] == '\0' && strcmp(k, "saml") == 0) {
+            if (l->conf->saml != NULL) {
+                error_at(l, line_of(kn), path, "duplicate key");
+                continue;
+            }
+            l->conf->saml = saml_config_load((gw_config_ctx_t *)l, vn);
             continue;
         }
         if (prefix[0] == '\0' && strcmp(k, "routes") == 0) {
@@ -1432,6 +1498,7 @@ void gw_config_dispose(gw_config_t *c)
         free_list(r->groups);
     }
     free(c->routes);
+    saml_config_free(c->saml);
     memset(c, 0, sizeof(*c));
 }
 

@@ -99,6 +99,9 @@ typedef struct st_gw_config_t {
     char *hdr_groups;         /* identity.headers.groups, default "X-Portier-Groups" */
     char *hdr_jwt;            /* identity.headers.jwt,    default "X-Portier-Jwt-Assertion" */
 
+    /* saml: the `saml` section (saml/saml.h), NULL when absent */
+    struct st_saml_config_t *saml;
+
     /* routes, in file order; a request goes to the first route whose prefix matches (segment-wise) */
     gw_route_t *routes;
     size_t num_routes;
@@ -121,6 +124,24 @@ void gw_config_errors_dispose(gw_config_errors_t *errs);
 
 /* 1 when one of `groups` (NULL-terminated) is in mfa.required_groups. */
 int gw_config_mfa_required(const gw_config_t *conf, char *const *groups);
+/* For configuration sections parsed by other modules (the `saml` section): the loader, its document, its error
+ * list and its file checks, so that their keys read and fail exactly like the table's. */
+struct yaml_document_s;
+struct yaml_node_s;
+typedef struct st_gw_config_ctx_t gw_config_ctx_t;
+struct yaml_node_s *gw_config_node(gw_config_ctx_t *ctx, int id);
+void gw_config_error(gw_config_ctx_t *ctx, size_t line, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The scalar value of n (NULL after reporting a list, mapping or NUL byte). */
+const char *gw_config_scalar(gw_config_ctx_t *ctx, struct yaml_node_s *n, const char *key);
+/* A file path from the configuration, resolved against the file's directory and checked (exists, regular,
+ * readable; secret: no group/other bits). Malloc'd, or NULL after an error. */
+char *gw_config_file(gw_config_ctx_t *ctx, size_t line, const char *key, const char *value, int secret);
+/* Resolved path without checks (directories, files created later). Malloc'd or NULL. */
+char *gw_config_resolve(gw_config_ctx_t *ctx, const char *value);
+int gw_config_parse_bool(const char *s);                /* 1, 0, or -1 */
+int gw_config_parse_size(const char *s, uint64_t *out); /* "256k", "1m", bytes; 0 or -1 */
+int gw_config_valid_group(const char *s);
 
 /* An address or network, IPv4 held v4-mapped in 16 bytes (bits counted on the 128-bit form). */
 typedef struct st_gw_cidr_t {

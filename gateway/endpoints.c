@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 
 #include "gateway/internal.h"
+#include "saml/saml.h"
 
 typedef struct st_endpoint_t {
     h2o_handler_t super;
@@ -94,10 +95,15 @@ static int on_metrics(h2o_handler_t *self, h2o_req_t *req)
     char *text = gw_metrics_render(e->server->conf, &len);
     if (text == NULL)
         return -1;
-    char *copy = h2o_mem_alloc_pool(&req->pool, len);
+    size_t saml_len = 0;
+    char *saml = e->server->saml != NULL ? saml_metrics_render(e->server->saml, &saml_len) : NULL;
+    char *copy = h2o_mem_alloc_pool(&req->pool, len + saml_len);
     memcpy(copy, text, len);
+    if (saml != NULL)
+        memcpy(copy + len, saml, saml_len);
     free(text);
-    send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", copy, len, "no-store");
+    free(saml);
+    send_text(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", copy, len + saml_len, "no-store");
     return 0;
 }
 

@@ -147,6 +147,7 @@ struct st_gw_server_t {
     gw_spray_t *spray;
     struct st_pol_blocklist_t *blocklist; /* common passwords + dictionary words, read-only after start */
     gw_cidr_t *proxies;                   /* server.trusted_proxies, parsed */
+    struct st_saml_idp_t *saml;           /* the SAML IdP (saml/), NULL without a `saml` section */
     size_t num_proxies;
 };
 

@@ -23,6 +23,7 @@
 #include "idp/idp.h"
 #include "mfa/mfa.h"
 #include "policy/policy.h"
+#include "saml/saml.h"
 
 #define GRACEFUL_STOP_MS 3000
 #define TLS12_CIPHERS                                                                                                  \
@@ -135,6 +136,8 @@ static void setup_globalconf(gw_server_t *server, h2o_access_log_filehandle_t *a
 
     gw_endpoints_register(server, host);
     idp_register(server, host);
+    if (server->saml != NULL)
+        saml_register(server->saml, server, host);
     /* Longest prefix first: h2o picks the first registered path that matches. Routes keep their config index
      * (metrics and JWT slots), so sort a copy of the indices. */
     size_t *order = malloc(conf->num_routes * sizeof(*order));
@@ -250,6 +253,10 @@ int gw_serve(gw_config_t *conf)
         gw_log("error", "gateway", "startup.failed", "reason", "access log", "path", conf->access_log, NULL);
         return 1;
     }
+    if (conf->saml != NULL && (server.saml = saml_idp_create(conf, conf->state_dir, err, sizeof(err))) == NULL) {
+        gw_log("error", "gateway", "startup.failed", "reason", "saml", "detail", err, NULL);
+        return 1;
+    }
     server.cache = gw_cache_create(conf->num_routes);
     setup_globalconf(&server, alog);
 
@@ -307,6 +314,7 @@ int gw_serve(gw_config_t *conf)
         pthread_join(server.loops[i].tid, NULL);
     gw_revocation_stop(&server);
     gw_workers_destroy(server.workers);
+    saml_idp_destroy(server.saml); /* after the workers: their LassoServers live in it */
     /* Jobs completed after the loops stopped are still queued in the receivers: drain them (their requests are
      * gone, so done() only frees). */
     for (size_t i = 0; i != server.num_loops; ++i)

@@ -71,6 +71,8 @@ typedef struct st_logout_job_t {
     gw_job_t super;
     uint8_t hash[STORE_HASH_LEN];
     char source[64];
+    int saml;           /* the SAML IdP is on: SPs this session signed in to are logged out too */
+    char slo_state[64]; /* set when there are such SPs: the browser walks /saml/slo/next with it */
 } logout_job_t;
 
 static void set_session_cookie(h2o_req_t *req, gw_server_t *server, const char *cookie)
@@ -552,6 +554,12 @@ static void logout_run(gw_job_t *job, gw_worker_t *w)
     if (store_session_lookup(db, j->hash, &sess) == 0)
         snprintf(who, sizeof(who), "user:%s", sess.user.username);
     store_session_dispose(&sess);
+    if (j->saml) { /* mark the session's SAML sign-ins before the session goes (saml/slo.c walks them) */
+        uint8_t state_hash[STORE_HASH_LEN];
+        gw_random_token(32, j->slo_state, sizeof(j->slo_state), state_hash);
+        if (store_saml_logout_start(db, j->hash, state_hash) <= 0)
+            j->slo_state[0] = '\0';
+    }
     if (store_session_delete(db, j->hash) == 0) {
         idp_audit(db, who, "logout", who, "success", j->source, NULL);
         gw_log("info", "idp", "logout", "user", who + 5, "source", j->source, NULL);
@@ -564,7 +572,13 @@ static void logout_done(gw_job_t *job)
     if (job->req != NULL) {
         gw_server_t *server = gw_loop_of(job->req)->server;
         gw_set_cookie(job->req, server->conf->session_cookie, "", 0);
-        gw_send_redirect(job->req, 303, "/login?logged_out=1");
+        if (j->slo_state[0] != '\0') {
+            char *loc = h2o_mem_alloc_pool(&job->req->pool, sizeof(j->slo_state) + 32);
+            snprintf(loc, sizeof(j->slo_state) + 32, "/saml/slo/next?state=%s", j->slo_state);
+            gw_send_redirect(job->req, 303, loc);
+        } else {
+            gw_send_redirect(job->req, 303, "/login?logged_out=1");
+        }
     }
     free(j);
 }
@@ -591,6 +605,7 @@ static int on_logout(h2o_handler_t *self, h2o_req_t *req)
     }
     logout_job_t *j = calloc(1, sizeof(*j));
     gw_sha256(cookie.base, cookie.len, j->hash);
+    j->saml = server->saml != NULL;
     gw_cache_evict_session(server->cache, j->hash); /* this instance at once; the others through NOTIFY */
     atomic_fetch_add(&gw_metrics.logouts, 1);
     gw_peer_addr(req, j->source, sizeof(j->source));

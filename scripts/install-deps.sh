@@ -18,12 +18,14 @@ build_pkgs=(
     build-essential cmake pkg-config
     libh2o-evloop-dev libssl-dev libpq-dev libsodium-dev libjansson-dev libyaml-dev
     liboath-dev libqrencode-dev libcurl4-openssl-dev libunistring-dev libcmocka-dev liblasso3-dev libxml2-dev libxmlsec1-dev
+    zlib1g-dev
 )
 demo_pkgs=(postgresql openssl curl python3)
 test_pkgs=(
     python3-jwt python3-cryptography python3-requests python3-pytest python3-pyotp python3-argon2 python3-h2 python3-aiosmtpd wamerican
     oathtool john-data chromium clang clang-format libclang-rt-14-dev valgrind wrk nginx-light
     nghttp2-client zbar-tools imagemagick
+    apache2 libapache2-mod-auth-mellon libapache2-mod-shib python3-onelogin-saml2 xmlsec1
 )
 
 case "$mode" in

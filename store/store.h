@@ -222,6 +222,43 @@ int store_audit_verify(store_t *st, store_audit_verify_t *out) __attribute__((wa
 int store_audit_export(store_t *st, int64_t after, int (*cb)(void *ctx, const store_audit_row_t *row), void *ctx)
     __attribute__((warn_unused_result));
 
+/* SAML IdP (saml.c). */
+/* Records an AuthnRequest ID of an SP until `ttl` seconds from now: 0, -EEXIST when it was seen before (a
+ * replay), -EIO. Expired entries are purged along the way. */
+int store_saml_request_seen(store_t *st, const char *sp, const char *request_id, unsigned ttl)
+    __attribute__((warn_unused_result));
+typedef struct st_store_saml_pending_t {
+    char *sp, *binding, *message, *relay_state; /* relay_state may be NULL */
+    time_t created_at;
+} store_saml_pending_t;
+int store_saml_pending_put(store_t *st, const uint8_t hash[STORE_HASH_LEN], const char *sp, const char *binding,
+                           const char *message, const char *relay_state, unsigned ttl)
+    __attribute__((warn_unused_result));
+/* A pending request that has not expired, or -ENOENT. */
+int store_saml_pending_get(store_t *st, const uint8_t hash[STORE_HASH_LEN], store_saml_pending_t *out)
+    __attribute__((warn_unused_result));
+/* Deletes it: 0 when this call did (the single use), -ENOENT when it was already gone. */
+int store_saml_pending_take(store_t *st, const uint8_t hash[STORE_HASH_LEN]) __attribute__((warn_unused_result));
+void store_saml_pending_dispose(store_saml_pending_t *p);
+/* Remembers that the session signed in to sp (for single logout); replaces an earlier entry. */
+int store_saml_sp_session_put(store_t *st, const uint8_t session[STORE_HASH_LEN], const char *sp, const char *name_id,
+                              const char *format, const char *session_index, const char *lasso_session)
+    __attribute__((warn_unused_result));
+/* The portier session and lasso session dump behind (sp, name_id[, session_index]); -ENOENT. *lasso_session is
+ * malloc'd. */
+int store_saml_sp_session_find(store_t *st, const char *sp, const char *name_id, const char *session_index,
+                               uint8_t session[STORE_HASH_LEN], char **lasso_session)
+    __attribute__((warn_unused_result));
+/* Forgets every SP sign-in of a portier session. */
+int store_saml_sp_sessions_forget(store_t *st, const uint8_t session[STORE_HASH_LEN])
+    __attribute__((warn_unused_result));
+/* Marks the session's SP sign-ins for a logout walk keyed by state (a hash); returns how many (>= 0) or -EIO. */
+int store_saml_logout_start(store_t *st, const uint8_t session[STORE_HASH_LEN], const uint8_t state[STORE_HASH_LEN])
+    __attribute__((warn_unused_result));
+/* Takes (deletes) one SP sign-in of a logout walk: 0 with sp and lasso_session (malloc'd), -ENOENT when done. */
+int store_saml_logout_next(store_t *st, const uint8_t state[STORE_HASH_LEN], char **sp, char **lasso_session)
+    __attribute__((warn_unused_result));
+
 /* Revocation listener connection: LISTEN on STORE_NOTIFY_CHANNEL, then wait. */
 int store_listen(store_t *st) __attribute__((warn_unused_result));
 /* Waits up to timeout_ms for notifications; calls cb for each payload. Returns 0, or -EIO when the connection

@@ -1,0 +1,165 @@
+/*
+ * saml internals shared between the module's files. The "common" part (keys, safe XML, intake, per-worker
+ * LassoServer, metadata) knows nothing of the IdP flows, so the SP broker can reuse it as is.
+ */
+#ifndef PORTIER_SAML_INTERNAL_H
+#define PORTIER_SAML_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <libxml/tree.h>
+
+#include "saml/saml.h"
+#include "gateway/config.h"
+
+#define SAML_MAX_METADATA (1024 * 1024)
+#define SAML_CLOCK_SKEW   180 /* seconds of clock difference tolerated on inbound messages */
+
+#define SAML_BINDING_REDIRECT "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+#define SAML_BINDING_POST     "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+#define SAML_NS_METADATA      "urn:oasis:names:tc:SAML:2.0:metadata"
+#define SAML_NS_DSIG          "http://www.w3.org/2000/09/xmldsig#"
+
+/* ---- keys.c: a signing key pair, read and checked once ---- */
+typedef struct st_saml_keypair_t {
+    char *key_file, *cert_file; /* what lasso is given: see lserver.c */
+    char *key_pem;              /* the private key file's text (wiped on dispose) */
+    char *cert_pem;             /* the certificate file's text */
+    char *cert_b64;             /* the certificate's DER in base64 without line breaks, for metadata */
+    unsigned bits;
+} saml_keypair_t;
+/* Loads an RSA (2048 or 3072 bit) key and its certificate; refuses other key types and sizes and a certificate
+ * of another key. 0 or -1 with a message. */
+int saml_keypair_load(saml_keypair_t *kp, const char *key_file, const char *cert_file, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+/* Only a certificate (the next one, published before a rotation). */
+int saml_cert_load(saml_keypair_t *kp, const char *cert_file, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+void saml_keypair_dispose(saml_keypair_t *kp);
+/* Writes a new RSA-2048 key (0600) and a self-signed certificate (10 years) for `cn`. 0 or -1. */
+int saml_keypair_generate(const char *key_file, const char *cert_file, const char *cn, char *err, size_t errlen);
+
+/* ---- xml.c: the only way SAML XML is parsed here ---- */
+/* Parses without network access, entity substitution or DTD loading, and refuses any DOCTYPE. NULL + reason. */
+xmlDocPtr saml_xml_parse(const char *buf, size_t len, const char **reason);
+/* Attribute value (libxml-allocated, xmlFree) or NULL. */
+char *saml_xml_attr(xmlNodePtr n, const char *name);
+/* XML-escapes s into a malloc'd string. */
+char *saml_xml_escape(const char *s);
+
+/* ---- intake.c: the gatekeeper every inbound SAML message passes before lasso sees it ---- */
+typedef enum { SAML_BINDING_KIND_REDIRECT, SAML_BINDING_KIND_POST } saml_binding_kind_t;
+typedef struct st_saml_intake_t {
+    xmlDocPtr doc;      /* the decoded message (caller frees with xmlFreeDoc) */
+    const char *root;   /* local name of the root element ("AuthnRequest", "LogoutRequest", ...) */
+    const char *reason; /* on refusal: a short reason for audit events ("sha1", "doctype", "too_large", ...) */
+} saml_intake_t;
+/* message: the SAMLRequest/SAMLResponse value, URL-decoded (base64; DEFLATE for Redirect). sig_alg: the
+ * Redirect binding's SigAlg parameter or NULL. Checks: encoded and decoded size <= max, valid base64 and
+ * DEFLATE, well-formed XML without DOCTYPE, and no SHA-1 (or unknown) SigAlg, SignatureMethod or DigestMethod.
+ * 0, or -1 with in->reason set. */
+int saml_intake(saml_binding_kind_t binding, const char *message, size_t len, const char *sig_alg, size_t max,
+                saml_intake_t *in) __attribute__((warn_unused_result));
+void saml_intake_dispose(saml_intake_t *in);
+/* The value of `name` in a raw query string, percent-decoded (malloc'd), or NULL. */
+char *saml_query_param(const char *query, const char *name);
+typedef struct st_saml_peek_t {
+    char root[32];      /* local name of the root element */
+    char *issuer, *acs; /* malloc'd or NULL */
+    int signed_;        /* a signature is present (Redirect: the Signature parameter; POST: an enveloped one) */
+} saml_peek_t;
+/* saml_intake on a received message (Redirect: the raw query string holding `param`; POST: the base64 value),
+ * then what the message says about itself, for the checks made before lasso. NULL, or the refusal reason. */
+const char *saml_intake_peek(saml_binding_kind_t binding, const char *message, const char *param, size_t max,
+                             saml_peek_t *peek);
+void saml_peek_dispose(saml_peek_t *peek);
+
+/* ---- metadata.c ---- */
+/* The IdP's metadata document (malloc'd). next_cert_b64 may be NULL. */
+char *saml_idp_metadata_build(const char *entity_id, const char *base_url, const char *cert_b64,
+                              const char *next_cert_b64);
+
+/* The same document with an enveloped RSA-SHA256 signature by key_file (malloc'd), or NULL. */
+char *saml_metadata_sign(const char *xml, const char *key_file, const char *cert_file);
+
+/* ---- lserver.c: one LassoServer per worker thread ---- */
+typedef struct st_saml_lasso_t saml_lasso_t;
+typedef struct st_saml_peer_t {
+    int role;             /* LassoProviderRole of the peer */
+    const char *metadata; /* borrowed for the pool's lifetime */
+    const char *entity_id;
+    int encrypt; /* encrypt assertions for this peer */
+} saml_peer_t;
+/* Calls lasso_init() once (main thread, before workers start). */
+int saml_lasso_init(void);
+/* own_metadata, kp and peers are borrowed for the pool's lifetime. */
+/* keyinfo_certificate: put our certificate into every signature's KeyInfo. */
+saml_lasso_t *saml_lasso_create(size_t slots, const char *own_metadata, const saml_keypair_t *kp,
+                                const saml_peer_t *peers, size_t num_peers, int keyinfo_certificate);
+/* The LassoServer of worker `slot`, built on first use by that worker (only that thread touches the slot).
+ * Borrowed; NULL when it could not be built (logged). Worker threads only. */
+struct _LassoServer *saml_lasso_server(saml_lasso_t *pool, size_t slot);
+void saml_lasso_destroy(saml_lasso_t *pool);
+
+/* ---- the IdP (idp.c, sso.c, assertion.c) ---- */
+#define SAML_NAMEID_KEY_LEN  32
+#define SAML_NAMEID_KEY_FILE "saml-nameid.key" /* in state_dir unless saml.idp.persistent_id_key says */
+
+typedef struct st_saml_sp_stats_t {
+    _Atomic unsigned long long issued, denied, failed;
+} saml_sp_stats_t;
+
+struct st_saml_idp_t {
+    const gw_config_t *conf;
+    const saml_config_t *sc;
+    char *entity_id;
+    char *metadata;        /* our EntityDescriptor, as lasso is given it */
+    char *served_metadata; /* what /saml/metadata answers: the same, signed when saml.idp.sign_metadata is set */
+    saml_keypair_t kp, next;
+    int has_next;
+    uint8_t nameid_key[SAML_NAMEID_KEY_LEN];
+    saml_peer_t *peers; /* one per SP, same order as sc->sps */
+    saml_lasso_t *lasso;
+    saml_sp_stats_t *stats; /* one per SP */
+    _Atomic unsigned long long unknown_sp;
+};
+
+const saml_sp_config_t *saml_sp_by_entity(const saml_idp_t *idp, const char *entity_id, size_t *index);
+const saml_sp_config_t *saml_sp_by_name(const saml_idp_t *idp, const char *name, size_t *index);
+
+struct st_store_user_t;
+struct st_store_session_t;
+struct _LassoLogin;
+struct _LassoSamlp2AuthnRequest;
+/* The NameID for user at sp: 0 with value and format URI, -1 when the user lacks what the format needs (no email
+ * address for emailAddress). */
+int saml_nameid_for(const saml_idp_t *idp, const saml_sp_config_t *sp, const struct st_store_user_t *user, char *value,
+                    size_t len, const char **format);
+/* Fills lasso's freshly built assertion: NameID, released attributes, signing choices. `released` receives the
+ * released attribute names as a JSON array (for the audit event). 0 or -1. */
+int saml_assertion_fill(struct _LassoLogin *login, const saml_idp_t *idp, const saml_sp_config_t *sp,
+                        const struct st_store_user_t *user, const char *name_id, const char *format, char *released,
+                        size_t released_len);
+/* The hook for MFA (issue #4): which AuthnContextClassRef this session earns for this request. Sets *step_up when
+ * the request (RequestedAuthnContext) or the SP demands more than the session has; the caller then sends the user
+ * to the step-up page. Today every session is a password session. */
+const char *saml_authn_context(const struct st_store_session_t *session, const struct _LassoSamlp2AuthnRequest *req,
+                               int *step_up);
+
+/* sso.c */
+struct st_h2o_hostconf_t;
+struct st_h2o_req_t;
+void saml_sso_register(saml_idp_t *idp, struct st_h2o_hostconf_t *hostconf);
+/* slo.c */
+void saml_slo_register(saml_idp_t *idp, struct st_h2o_hostconf_t *hostconf);
+/* idp.c: the auto-submitting form of the HTTP-POST binding (to an ACS from the SP's metadata). */
+void saml_send_post_form(struct st_h2o_req_t *req, const char *url, const char *field, const char *value,
+                         const char *relay_state);
+
+/* ---- time ---- */
+/* "YYYY-MM-DDThh:mm:ssZ" of t (UTC, gmtime_r). out >= 21 bytes. */
+void saml_time_format(time_t t, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * saml: SAML 2.0 on lasso, xmlsec1 and libxml2. Two halves:
+ *
+ *   common (reusable by the SP broker of issue #7): the `saml:` configuration section, signing key and
+ *   certificate loading (RSA 2048/3072 only), one LassoServer per worker thread, SP/IdP metadata parsing, and the
+ *   intake gatekeeper every inbound SAML message passes first (size limit, no DOCTYPE, SHA-1 refused);
+ *   IdP (issue #6): /saml/metadata, /saml/sso (HTTP-Redirect and HTTP-POST), IdP-initiated SSO, attribute
+ *   release, NameID formats, and the per-SP access policy.
+ *
+ * Threads: configuration is loaded on the main thread; lasso work happens only on worker threads, each with its
+ * own LassoServer; event loops only parse HTTP and render.
+ */
+#ifndef PORTIER_SAML_H
+#define PORTIER_SAML_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/config.h"
+
+#define SAML_MAX_SPS             256
+#define SAML_MAX_LIFETIME        300          /* seconds an assertion may be valid (security.md: at most 5 minutes) */
+#define SAML_DEFAULT_MAX_MESSAGE (256 * 1024) /* bytes of an encoded inbound message */
+#define SAML_MAX_RELAY_STATE     80           /* SAML bindings 3.4.3: at most 80 bytes */
+
+typedef enum {
+    SAML_NAMEID_PERSISTENT,  /* opaque pairwise identifier, stable per user and SP */
+    SAML_NAMEID_EMAIL,       /* the user's email address */
+    SAML_NAMEID_UNSPECIFIED, /* the user name */
+    SAML_NAMEID_TRANSIENT    /* random, new for each assertion */
+} saml_nameid_t;
+
+typedef enum { SAML_SIGN_BOTH, SAML_SIGN_ASSERTION, SAML_SIGN_RESPONSE } saml_sign_t;
+
+/* Released attributes (bit set). */
+enum {
+    SAML_ATTR_UID = 1 << 0,
+    SAML_ATTR_MAIL = 1 << 1,
+    SAML_ATTR_DISPLAY_NAME = 1 << 2,
+    SAML_ATTR_GIVEN_NAME = 1 << 3,
+    SAML_ATTR_SN = 1 << 4,
+    SAML_ATTR_GROUPS = 1 << 5,
+    SAML_ATTR_ALL = (1 << 6) - 1
+};
+#define SAML_ATTR_COUNT 6
+
+/* What the SP's metadata says, parsed at configuration time. */
+typedef struct st_saml_sp_metadata_t {
+    char *xml;       /* the metadata document, handed to lasso by each worker */
+    char *entity_id; /* EntityDescriptor/@entityID */
+    char **acs_urls; /* HTTP-POST AssertionConsumerService locations, the default first; NULL-terminated */
+    size_t num_acs;
+    int wants_signed_requests; /* SPSSODescriptor/@AuthnRequestsSigned */
+    int has_encryption_key;    /* a KeyDescriptor usable for encryption */
+} saml_sp_metadata_t;
+
+typedef struct st_saml_sp_config_t {
+    char *name;          /* label in audit events and metrics; default: the entity id */
+    char *metadata_file; /* absolute path */
+    saml_sp_metadata_t md;
+    char **groups; /* NULL-terminated; empty = every signed-in user */
+    size_t num_groups;
+    saml_nameid_t nameid;
+    unsigned attributes;            /* SAML_ATTR_* */
+    char *renamed[SAML_ATTR_COUNT]; /* attribute_map: the Name sent instead of the standard one, or NULL */
+    int uri_names;                  /* attribute names as urn:oid (URI name format) rather than basic names */
+    saml_sign_t sign;
+    int encrypt;        /* encrypt the assertion with the SP's key */
+    int require_signed; /* AuthnRequests must be signed (also forced by the metadata) */
+    int idp_initiated;  /* /saml/idp/init?sp=... allowed */
+    size_t line;        /* where it was configured, for messages */
+} saml_sp_config_t;
+
+typedef struct st_saml_config_t {
+    char *entity_id;       /* saml.idp.entity_id; NULL = <public_url>/saml/metadata */
+    char *key_file;        /* saml.idp.key: PEM RSA private key, 0600 */
+    char *cert_file;       /* saml.idp.certificate: PEM certificate of that key */
+    char *next_key_file;   /* <key>.next: made by `portier keys saml-rotate`, becomes the key at the next rotate */
+    char *next_cert_file;  /* <certificate>.next: published in the metadata (when it exists) before the switch */
+    char *nameid_key_file; /* saml.idp.persistent_id_key: secret of the pairwise identifiers */
+    unsigned assertion_lifetime;
+    size_t max_message;
+    int sign_metadata;       /* saml.idp.sign_metadata: /saml/metadata carries an enveloped signature */
+    int keyinfo_certificate; /* saml.idp.keyinfo_certificate: the certificate in each signature (default 1) */
+    char *sp_dir;            /* saml.sp_dir: every *.xml there is an SP with default settings */
+    saml_sp_config_t *sps;
+    size_t num_sps;
+} saml_config_t;
+
+/* ---- configuration (config.c), called by gateway/config.c for the top-level `saml` key ---- */
+struct yaml_node_s;
+typedef struct st_gw_config_ctx_t gw_config_ctx_t;
+/* Parses and validates the section; errors go through gw_config_error. Returns the section (possibly
+ * incomplete when errors were reported: the whole configuration is then discarded). */
+saml_config_t *saml_config_load(gw_config_ctx_t *ctx, struct yaml_node_s *node);
+void saml_config_free(saml_config_t *c);
+/* Parses an SP metadata document into md (caller disposes). 0, or -1 with a reason. */
+int saml_sp_metadata_parse(const char *xml, size_t len, saml_sp_metadata_t *md, char *err, size_t errlen);
+void saml_sp_metadata_dispose(saml_sp_metadata_t *md);
+
+/* ---- the IdP in the server ---- */
+typedef struct st_saml_idp_t saml_idp_t;
+struct st_gw_server_t;
+struct st_h2o_hostconf_t;
+/* Loads keys and builds the IdP; NULL with a message. Call on the main thread before the workers start (it calls
+ * lasso_init). */
+saml_idp_t *saml_idp_create(const gw_config_t *conf, const char *state_dir, char *err, size_t errlen);
+void saml_idp_destroy(saml_idp_t *idp);
+/* Per-SP counters in the Prometheus text format (malloc'd), appended to /metrics. */
+char *saml_metrics_render(const saml_idp_t *idp, size_t *len);
+/* Registers /saml/... on hostconf. */
+void saml_register(saml_idp_t *idp, struct st_gw_server_t *server, struct st_h2o_hostconf_t *hostconf);
+
+/* ---- CLI ---- */
+/* `portier keys saml-rotate`: without a next key, makes <key>.next and <certificate>.next (published from the next
+ * start on); with one, moves them into place (the old files are kept as *.prev). Returns an exit code. */
+int saml_cli_rotate(const gw_config_t *conf);
+/* `portier saml add-sp FILE NAME`: checks the metadata and copies it to <sp_dir>/NAME.xml. Exit code. */
+int saml_cli_add_sp(const gw_config_t *conf, const char *file, const char *name);
+/* check-config: the SAML key pair loads and passes the key rules. 0 or -1 with a message. */
+int saml_check(const gw_config_t *conf, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,358 @@
+/* saml common part and the IdP's assertion path, in process: the intake gatekeeper (DOCTYPE, SHA-1 in SigAlg,
+ * SignatureMethod and DigestMethod, DEFLATE bombs, bad base64), key loading (RSA 2048/3072 only, certificate must
+ * match), SP metadata parsing, and a full SP -> IdP round trip with lasso on both sides (signed Redirect
+ * AuthnRequest in, signed RSA-SHA256 Response with our NameID and attributes out). The round trip also prints the
+ * signed responses per second on this core (the figure tests/bench reports). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <lasso/lasso.h>
+#include <lasso/xml/saml-2.0/samlp2_authn_request.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include "saml/internal.h"
+#include "store/store.h"
+
+static char dir[] = "/tmp/portier-saml-unit.XXXXXX";
+static char idp_key[256], idp_crt[256], sp_key[256], sp_crt[256];
+
+static int setup(void **state)
+{
+    char err[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(idp_key, sizeof(idp_key), "%s/idp.key", dir);
+    snprintf(idp_crt, sizeof(idp_crt), "%s/idp.crt", dir);
+    snprintf(sp_key, sizeof(sp_key), "%s/sp.key", dir);
+    snprintf(sp_crt, sizeof(sp_crt), "%s/sp.crt", dir);
+    if (saml_keypair_generate(idp_key, idp_crt, "idp", err, sizeof(err)) != 0 ||
+        saml_keypair_generate(sp_key, sp_crt, "sp", err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    return saml_lasso_init();
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- intake ---- */
+
+static char *b64(const char *data, size_t len)
+{
+    char *out = malloc(4 * (len + 2) / 3 + 1);
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data, (int)len);
+    return out;
+}
+
+static char *deflate_b64(const char *xml, size_t len)
+{
+    uLongf cap = compressBound(len) + 16;
+    unsigned char *buf = malloc(cap);
+    z_stream z = {0};
+    deflateInit2(&z, 9, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    z.next_in = (unsigned char *)xml;
+    z.avail_in = (uInt)len;
+    z.next_out = buf;
+    z.avail_out = (uInt)cap;
+    deflate(&z, Z_FINISH);
+    char *out = b64((char *)buf, z.total_out);
+    deflateEnd(&z);
+    free(buf);
+    return out;
+}
+
+#define REQ_OPEN  "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_1\" Version=\"2.0\">"
+#define REQ_CLOSE "</samlp:AuthnRequest>"
+
+static const char *intake_post(const char *xml, size_t max)
+{
+    saml_intake_t in;
+    char *m = b64(xml, strlen(xml));
+    int r = saml_intake(SAML_BINDING_KIND_POST, m, strlen(m), NULL, max, &in);
+    free(m);
+    if (r == 0) {
+        assert_string_equal(in.root, "AuthnRequest");
+        saml_intake_dispose(&in);
+        return NULL;
+    }
+    assert_null(in.doc);
+    return in.reason;
+}
+
+static void test_intake_accepts_a_plain_request(void **state)
+{
+    assert_null(intake_post(REQ_OPEN REQ_CLOSE, 4096));
+}
+
+static void test_intake_refuses_doctype_in_every_form(void **state)
+{
+    assert_string_equal(
+        intake_post("<!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>" REQ_OPEN "&x;" REQ_CLOSE, 4096),
+        "doctype");
+    assert_string_equal(intake_post("<?xml version=\"1.0\"?>\n<!doctype r>" REQ_OPEN REQ_CLOSE, 4096), "doctype");
+    /* billion laughs never gets to expand */
+    assert_string_equal(
+        intake_post("<!DOCTYPE l [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;\">]>" REQ_OPEN
+                    "&b;" REQ_CLOSE,
+                    4096),
+        "doctype");
+}
+
+static void test_intake_refuses_sha1_anywhere(void **state)
+{
+    saml_intake_t in;
+    const char *xml = REQ_OPEN REQ_CLOSE;
+    char *m = deflate_b64(xml, strlen(xml));
+    assert_int_equal(
+        saml_intake(SAML_BINDING_KIND_REDIRECT, m, strlen(m), "http://www.w3.org/2000/09/xmldsig#rsa-sha1", 4096, &in),
+        -1);
+    assert_string_equal(in.reason, "sha1");
+    assert_int_equal(saml_intake(SAML_BINDING_KIND_REDIRECT, m, strlen(m),
+                                 "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", 4096, &in),
+                     0);
+    saml_intake_dispose(&in);
+    free(m);
+    assert_string_equal(intake_post(REQ_OPEN
+                                    "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo>"
+                                    "<ds:SignatureMethod Algorithm=\"http://www.w3.org/2000/09/xmldsig#rsa-sha1\"/>"
+                                    "</ds:SignedInfo></ds:Signature>" REQ_CLOSE,
+                                    4096),
+                        "sha1");
+    assert_string_equal(
+        intake_post(REQ_OPEN "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo>"
+                             "<ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256\"/>"
+                             "<ds:Reference><ds:DigestMethod Algorithm=\"http://www.w3.org/2000/09/xmldsig#sha1\"/>"
+                             "</ds:Reference></ds:SignedInfo></ds:Signature>" REQ_CLOSE,
+                    4096),
+        "sha1");
+    assert_string_equal(intake_post(REQ_OPEN
+                                    "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo>"
+                                    "<ds:SignatureMethod Algorithm=\"http://www.w3.org/2000/09/xmldsig#hmac-sha256\"/>"
+                                    "</ds:SignedInfo></ds:Signature>" REQ_CLOSE,
+                                    4096),
+                        "algorithm");
+}
+
+static void test_intake_limits_size_before_and_after_inflating(void **state)
+{
+    saml_intake_t in;
+    size_t n = 4 * 1024 * 1024;
+    char *xml = malloc(n + 1);
+    memset(xml, ' ', n);
+    memcpy(xml, REQ_OPEN, strlen(REQ_OPEN));
+    memcpy(xml + n - strlen(REQ_CLOSE), REQ_CLOSE, strlen(REQ_CLOSE));
+    xml[n] = '\0';
+    char *bomb = deflate_b64(xml, n);
+    assert_true(strlen(bomb) < 64 * 1024); /* small on the wire */
+    assert_int_equal(saml_intake(SAML_BINDING_KIND_REDIRECT, bomb, strlen(bomb), NULL, 64 * 1024, &in), -1);
+    assert_string_equal(in.reason, "too_large");
+    free(bomb);
+    free(xml);
+    assert_string_equal(intake_post(REQ_OPEN REQ_CLOSE, 16), "too_large");
+}
+
+static void test_intake_refuses_bad_encodings(void **state)
+{
+    saml_intake_t in;
+    assert_int_equal(saml_intake(SAML_BINDING_KIND_POST, "not*base64", 10, NULL, 4096, &in), -1);
+    assert_string_equal(in.reason, "bad_encoding");
+    char *m = b64("plain, not deflated", 19);
+    assert_int_equal(saml_intake(SAML_BINDING_KIND_REDIRECT, m, strlen(m), NULL, 4096, &in), -1);
+    assert_string_equal(in.reason, "bad_encoding");
+    free(m);
+    assert_string_equal(intake_post("<a><b></a>", 4096), "not_xml");
+    assert_int_equal(saml_intake(SAML_BINDING_KIND_POST, "", 0, NULL, 4096, &in), -1);
+    assert_string_equal(in.reason, "missing");
+}
+
+/* ---- keys ---- */
+
+static void test_keypair_rules(void **state)
+{
+    saml_keypair_t kp;
+    char err[256], cmd[1200], ec[300], small[300], smallcrt[300];
+    assert_int_equal(saml_keypair_load(&kp, idp_key, idp_crt, err, sizeof(err)), 0);
+    assert_int_equal(kp.bits, 2048);
+    assert_non_null(kp.cert_b64);
+    saml_keypair_dispose(&kp);
+    /* a certificate of another key */
+    assert_int_equal(saml_keypair_load(&kp, idp_key, sp_crt, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "is not the certificate of"));
+    /* EC and 1024-bit RSA keys are refused */
+    snprintf(ec, sizeof(ec), "%s/ec.key", dir);
+    snprintf(small, sizeof(small), "%s/small.key", dir);
+    snprintf(smallcrt, sizeof(smallcrt), "%s/small.crt", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s 2>/dev/null && "
+             "openssl req -x509 -newkey rsa:1024 -nodes -keyout %s -out %s -days 1 -subj /CN=s 2>/dev/null",
+             ec, small, smallcrt);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(saml_keypair_load(&kp, ec, idp_crt, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "must be RSA"));
+    assert_int_equal(saml_keypair_load(&kp, small, smallcrt, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "1024 bits"));
+}
+
+/* ---- metadata ---- */
+
+static char *sp_metadata(int signed_requests)
+{
+    saml_keypair_t kp;
+    char err[256], *out;
+    assert_int_equal(saml_cert_load(&kp, sp_crt, err, sizeof(err)), 0);
+    assert_true(asprintf(&out,
+                         "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" "
+                         "xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"https://sp.test/md\">"
+                         "<md:SPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
+                         "AuthnRequestsSigned=\"%s\"><md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data>"
+                         "<ds:X509Certificate>%s</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
+                         "<md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact\" "
+                         "Location=\"https://sp.test/art\" index=\"0\"/>"
+                         "<md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" "
+                         "Location=\"https://sp.test/acs2\" index=\"2\"/>"
+                         "<md:AssertionConsumerService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" "
+                         "Location=\"https://sp.test/acs\" index=\"1\" isDefault=\"true\"/>"
+                         "</md:SPSSODescriptor></md:EntityDescriptor>",
+                         signed_requests ? "true" : "false", kp.cert_b64) > 0);
+    saml_keypair_dispose(&kp);
+    return out;
+}
+
+static void test_sp_metadata_parse(void **state)
+{
+    saml_sp_metadata_t md;
+    char err[256], *xml = sp_metadata(1);
+    assert_int_equal(saml_sp_metadata_parse(xml, strlen(xml), &md, err, sizeof(err)), 0);
+    assert_string_equal(md.entity_id, "https://sp.test/md");
+    assert_int_equal(md.num_acs, 2); /* POST only, the default first */
+    assert_string_equal(md.acs_urls[0], "https://sp.test/acs");
+    assert_string_equal(md.acs_urls[1], "https://sp.test/acs2");
+    assert_true(md.wants_signed_requests);
+    assert_false(md.has_encryption_key);
+    saml_sp_metadata_dispose(&md);
+    free(xml);
+    const char *doctype = "<!DOCTYPE x><md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\"/>";
+    assert_int_equal(saml_sp_metadata_parse(doctype, strlen(doctype), &md, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "doctype"));
+}
+
+/* ---- a full round trip ---- */
+
+static void test_round_trip_and_rate(void **state)
+{
+    saml_keypair_t idp_kp, sp_kp;
+    char err[256];
+    assert_int_equal(saml_keypair_load(&idp_kp, idp_key, idp_crt, err, sizeof(err)), 0);
+    assert_int_equal(saml_keypair_load(&sp_kp, sp_key, sp_crt, err, sizeof(err)), 0);
+    char *idp_md = saml_idp_metadata_build("https://idp.test/saml/metadata", "https://idp.test", idp_kp.cert_b64, NULL);
+    char *sp_md = sp_metadata(1);
+    saml_sp_config_t sp = {.name = "sp", .nameid = SAML_NAMEID_PERSISTENT, .attributes = SAML_ATTR_ALL};
+    assert_int_equal(saml_sp_metadata_parse(sp_md, strlen(sp_md), &sp.md, err, sizeof(err)), 0);
+    saml_config_t sc = {.sps = &sp, .num_sps = 1, .assertion_lifetime = 300};
+    saml_idp_t idp = {.sc = &sc, .entity_id = "https://idp.test/saml/metadata"};
+    memset(idp.nameid_key, 7, sizeof(idp.nameid_key));
+    saml_peer_t peer = {.role = LASSO_PROVIDER_ROLE_SP, .metadata = sp.md.xml, .entity_id = sp.md.entity_id};
+    saml_lasso_t *pool = saml_lasso_create(1, idp_md, &idp_kp, &peer, 1, 1);
+    LassoServer *ls = saml_lasso_server(pool, 0);
+    assert_non_null(ls);
+    assert_int_equal(ls->signature_method, LASSO_SIGNATURE_METHOD_RSA_SHA256);
+    LassoServer *sps = lasso_server_new_from_buffers(sp.md.xml, sp_key, NULL, sp_crt);
+    sps->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA256;
+    assert_int_equal(lasso_server_add_provider_from_buffer(sps, LASSO_PROVIDER_ROLE_IDP, idp_md, NULL, NULL), 0);
+
+    char *groups[] = {"staff", "eng", NULL};
+    store_user_t user = {.id = 42,
+                         .username = "ada",
+                         .email = "ada@example.com",
+                         .display_name = "Ada Lovelace",
+                         .groups = groups,
+                         .num_groups = 2};
+    const int rounds = 30;
+    double idp_secs = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i != rounds; ++i) {
+        LassoLogin *spl = lasso_login_new(sps);
+        assert_int_equal(
+            lasso_login_init_authn_request(spl, "https://idp.test/saml/metadata", LASSO_HTTP_METHOD_REDIRECT), 0);
+        assert_int_equal(lasso_login_build_authn_request_msg(spl), 0);
+        const char *query = strchr(LASSO_PROFILE(spl)->msg_url, '?') + 1;
+
+        struct timespec i0, i1;
+        clock_gettime(CLOCK_MONOTONIC, &i0);
+        LassoLogin *login = lasso_login_new(ls);
+        assert_int_equal(lasso_login_process_authn_request_msg(login, query), 0);
+        assert_int_equal(lasso_profile_get_signature_status(LASSO_PROFILE(login)), 0);
+        assert_int_equal(lasso_login_validate_request_msg(login, TRUE, TRUE), 0);
+        assert_int_equal(lasso_login_build_assertion(login, LASSO_SAML2_AUTHN_CONTEXT_PASSWORD_PROTECTED_TRANSPORT,
+                                                     "2026-01-01T00:00:00Z", NULL, "2026-01-01T00:00:00Z",
+                                                     "2026-01-01T00:05:00Z"),
+                         0);
+        char name_id[128], released[256];
+        const char *format;
+        assert_int_equal(saml_nameid_for(&idp, &sp, &user, name_id, sizeof(name_id), &format), 0);
+        assert_int_equal(saml_assertion_fill(login, &idp, &sp, &user, name_id, format, released, sizeof(released)), 0);
+        assert_string_equal(released, "[\"uid\",\"mail\",\"displayName\",\"givenName\",\"sn\",\"groups\"]");
+        assert_int_equal(lasso_login_build_authn_response_msg(login), 0);
+        clock_gettime(CLOCK_MONOTONIC, &i1);
+        idp_secs += (double)(i1.tv_sec - i0.tv_sec) + (double)(i1.tv_nsec - i0.tv_nsec) / 1e9;
+        assert_string_equal(LASSO_PROFILE(login)->msg_url, "https://sp.test/acs");
+        if (i == 0) {
+            gsize n;
+            guchar *xml = g_base64_decode(LASSO_PROFILE(login)->msg_body, &n);
+            char *s = g_strndup((char *)xml, n);
+            assert_non_null(strstr(s, "rsa-sha256"));
+            assert_null(strstr(s, "rsa-sha1"));
+            assert_null(strstr(s, "xmldsig#sha1"));
+            assert_non_null(strstr(s, ">ada@example.com</saml:AttributeValue>"));
+            assert_non_null(strstr(s, ">Lovelace</saml:AttributeValue>"));
+            assert_non_null(strstr(s, name_id));
+            assert_non_null(strstr(s, "nameid-format:persistent"));
+            g_free(s);
+            g_free(xml);
+        }
+        lasso_login_destroy(login);
+        lasso_login_destroy(spl);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    /* each round also builds and signs the SP's request and verifies it: an upper bound on the IdP's cost */
+    printf("saml round trip (SP request signed + IdP verify + signed response): %.0f/s on one core\n", rounds / secs);
+    printf("saml IdP part alone (verify the signed request, build, sign Response + Assertion): %.0f/s on one core\n",
+           rounds / idp_secs);
+    lasso_server_destroy(sps);
+    saml_lasso_destroy(pool);
+    saml_sp_metadata_dispose(&sp.md);
+    free(sp_md);
+    free(idp_md);
+    saml_keypair_dispose(&idp_kp);
+    saml_keypair_dispose(&sp_kp);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_intake_accepts_a_plain_request),
+        cmocka_unit_test(test_intake_refuses_doctype_in_every_form),
+        cmocka_unit_test(test_intake_refuses_sha1_anywhere),
+        cmocka_unit_test(test_intake_limits_size_before_and_after_inflating),
+        cmocka_unit_test(test_intake_refuses_bad_encodings),
+        cmocka_unit_test(test_keypair_rules),
+        cmocka_unit_test(test_sp_metadata_parse),
+        cmocka_unit_test(test_round_trip_and_rate),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
