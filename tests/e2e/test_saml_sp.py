@@ -1,0 +1,146 @@
+"""portier as a SAML service provider (broker) for enterprise IdPs (issue #7): metadata, the signed AuthnRequest,
+a complete sign-in with the session at the backend, JIT provisioning and the attribute/group mapping, linking by
+email, not-provisioned and disabled users, trusted MFA, and the audit trail. The attacks are in
+test_saml_sp_attacks.py."""
+import base64
+import re
+import urllib.parse
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding
+
+import harness
+import saml_sp_env
+import saml_test_idp
+from saml_sp_env import session_of
+from saml_test_idp import MFA_CLASS
+
+
+@pytest.fixture(scope="module")
+def env(make_portier):
+    return saml_sp_env.Env(make_portier)
+
+
+def sign_in(env, name_id, attributes, authn_class=saml_test_idp.PASSWORD_CLASS, return_to="/app"):
+    rid, rs, browser, _ = env.start(return_to=return_to)
+    resp = env.response(rid=rid, name_id=name_id, attributes=attributes, authn_class=authn_class)
+    saml_test_idp.sign(saml_test_idp.assertion_of(resp), env.acme.key, env.acme.cert)
+    return env.post(resp, rs, browser)
+
+
+def test_sp_metadata_names_entity_acs_and_certificate(env):
+    r = env.p.get("/saml/sp/metadata")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("application/samlmetadata+xml")
+    assert 'entityID="%s"' % env.sp_entity in r.text
+    assert re.search(r'AssertionConsumerService Binding="[^"]*HTTP-POST" Location="%s"' % re.escape(env.acs), r.text)
+    assert 'AuthnRequestsSigned="true"' in r.text and "<ds:X509Certificate>" in r.text
+
+
+def test_authn_request_is_signed_rsa_sha256_over_redirect(env):
+    rid, rs, browser, location = env.start()
+    assert location.startswith(env.acme.sso_url + "?")
+    xml, q = saml_test_idp.parse_redirect(location)
+    req = saml_test_idp.etree.fromstring(xml)
+    assert req.get("Destination") == env.acme.sso_url
+    assert req.get("AssertionConsumerServiceURL") == env.acs
+    assert req.find("saml:Issuer", saml_test_idp.NS).text == env.sp_entity
+    assert q["SigAlg"] == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    assert len(rs) <= 80
+    # the signature over the raw query (SAML bindings 3.4.4.1) verifies with the certificate of our metadata
+    raw = urllib.parse.urlsplit(location).query
+    signed = raw[:raw.index("&Signature=")]
+    md = env.p.get("/saml/sp/metadata").text
+    der = base64.b64decode(re.search(r"<ds:X509Certificate>([^<]*)<", md).group(1))
+    cert = x509.load_der_x509_certificate(der)
+    cert.public_key().verify(base64.b64decode(q["Signature"]), signed.encode(), padding.PKCS1v15(), hashes.SHA256())
+
+
+def test_browser_cookie_is_samesite_none_secure_httponly(env):
+    r = env.p.get("/saml/sp/login?idp=acme")
+    line = [c for c in harness.set_cookies(r) if c.startswith(saml_sp_env.BROWSER_COOKIE)][0]
+    _, _, attrs = harness.cookie_attributes(line)
+    assert "secure" in attrs and "httponly" in attrs and attrs.get("samesite", "").lower() == "none"
+
+
+def test_jit_user_signs_in_with_mapped_identity_and_groups(env):
+    r = sign_in(env, "acme-1001", {"uid": "carol", "mail": "carol@acme.test", "displayName": "Carol Acme",
+                                   "memberOf": ["Engineering", "Sales"]})
+    assert r.status_code == 303, r.text[:300]
+    assert r.headers["location"] == "/app"
+    cookie = session_of(r)
+    assert cookie
+    h = harness.backend_headers(env.p.proxied("/app", cookie))
+    assert h["x-portier-user"] == "carol"
+    assert h["x-portier-email"] == "carol@acme.test"
+    assert h["x-portier-groups"] == "eng"  # only mapped groups
+    rows = env.audit()
+    assert rows[-1][0] == "saml:acme" and rows[-1][1] == "user:carol" and rows[-1][2] == "success"
+    assert any(r[1] == "user:carol" for r in env.audit("user.create"))
+
+
+def test_second_login_links_by_name_id_and_updates_groups(env):
+    r = sign_in(env, "acme-1001", {"uid": "carol", "mail": "carol@acme.test", "displayName": "Carol A.",
+                                   "memberOf": ["Admins"]})
+    assert r.status_code == 303
+    h = harness.backend_headers(env.p.proxied("/admin/x", session_of(r)))
+    assert h["x-portier-groups"] == "admins"  # eng removed, admins added
+    removed = env.audit("group.remove_member")
+    assert removed and removed[-1][0] == "saml:acme" and '"eng"' in removed[-1][3]
+
+
+def test_existing_user_is_linked_by_email(env):
+    env.p.setup("dave", email="dave@acme.test", name="Dave")
+    r = sign_in(env, "acme-2002", {"mail": "dave@acme.test"})
+    assert r.status_code == 303
+    h = harness.backend_headers(env.p.proxied("/app", session_of(r)))
+    assert h["x-portier-user"] == "dave"
+    assert env.p.pg.psql("SELECT count(*) FROM saml_sp_identities WHERE name_id = 'acme-2002'",
+                         dbname=env.p.dbname).strip() == "1"
+
+
+def test_email_of_another_domain_is_refused(env):
+    r = sign_in(env, "acme-3003", {"mail": "eve@other.test", "uid": "eve"})
+    assert r.status_code == 403 and not session_of(r)
+    assert '"foreign_domain"' in env.last_reason()[3]
+
+
+def test_unknown_user_without_jit_gets_not_provisioned_page(env):
+    rid, rs, browser, _ = env.start(idp="open")
+    resp = env.response(idp=env.open, rid=rid, name_id="o-1", attributes={"uid": "nobody-here"})
+    saml_test_idp.sign(resp, env.open.key, env.open.cert)
+    r = env.post(resp, rs, browser)
+    assert r.status_code == 403 and not session_of(r)
+    assert "not provisioned" in r.text
+    assert '"not_provisioned"' in env.last_reason()[3]
+
+
+def test_disabled_user_is_refused(env):
+    env.p.setup("frank", email="frank@acme.test")
+    env.p.cli("user", "disable", "frank")
+    r = sign_in(env, "acme-4004", {"mail": "frank@acme.test"})
+    assert r.status_code == 403 and not session_of(r)
+    assert '"disabled"' in env.last_reason()[3]
+
+
+def test_trusted_mfa_context_gives_an_mfa_session(env):
+    r = sign_in(env, "acme-5005", {"uid": "grace", "mail": "grace@acme.test"}, authn_class=MFA_CLASS)
+    assert r.status_code == 303
+    amr = env.p.pg.psql("SELECT auth_methods FROM sessions s JOIN users u ON u.id = s.user_id "
+                        "WHERE u.username = 'grace'", dbname=env.p.dbname).strip()
+    assert amr == "{pwd,otp}"
+    assert '"mfa_asserted": true' in env.last_reason()[3]
+
+
+def test_return_to_is_validated_when_the_sign_in_starts(env):
+    r = sign_in(env, "acme-1001", {"mail": "carol@acme.test"}, return_to="https://evil.example/x")
+    assert r.status_code == 303 and r.headers["location"] == "/"
+
+
+def test_home_realm_discovery_by_email_domain(env):
+    r = env.p.get("/saml/sp/login?email=someone@ACME.test")
+    assert r.status_code == 303 and r.headers["location"].startswith(env.acme.sso_url)
+    r = env.p.get("/saml/sp/login?email=someone@nowhere.test")
+    assert r.status_code == 404
