@@ -19,6 +19,7 @@
 
 #include "idp/internal.h"
 #include "policy/policy.h"
+#include "saml/saml.h"
 
 #define USERNAME_MAX        256
 #define PASSWORD_MAX_BYTES  1024 /* 128 code points of up to 4 bytes, with room to spare; longer is refused */
@@ -82,19 +83,33 @@ static void set_session_cookie(h2o_req_t *req, gw_server_t *server, const char *
 
 /* ---- /login ---- */
 
+#define LOGIN_SSO_BUTTONS 6 /* connections shown as buttons; more are reached by email-domain discovery */
+
 static void render_login(h2o_req_t *req, gw_server_t *server, int status, const char *return_to, const char *username,
                          const char *error, const char *notice)
 {
     char min_length[16];
     snprintf(min_length, sizeof(min_length), "%u", server->conf->password_min_length);
-    gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)},
-                           {"return_to", return_to},
-                           {"username", username},
-                           {"error", error},
-                           {"notice", notice},
-                           {"min_length", min_length},
-                           {"forgot", gw_mail_configured(server->conf) ? "1" : NULL}};
-    gw_send_page(req, status, "login.html", vars, sizeof(vars) / sizeof(vars[0]));
+    gw_tpl_var_t vars[5 + 2 + 2 * LOGIN_SSO_BUTTONS] = {{"csrf", gw_csrf_token(req)},
+                                                        {"return_to", return_to},
+                                                        {"username", username},
+                                                        {"error", error},
+                                                        {"notice", notice},
+                                                        {"min_length", min_length},
+                                                        {"forgot", gw_mail_configured(server->conf) ? "1" : NULL}};
+    size_t n = 7;
+    /* "Sign in with your company account": discovery by email domain, and a button per connection */
+    const saml_broker_config_t *bc = server->conf->saml != NULL ? &server->conf->saml->broker : NULL;
+    static const char *const names[LOGIN_SSO_BUTTONS][2] = {{"sso_1", "sso_1_label"}, {"sso_2", "sso_2_label"},
+                                                            {"sso_3", "sso_3_label"}, {"sso_4", "sso_4_label"},
+                                                            {"sso_5", "sso_5_label"}, {"sso_6", "sso_6_label"}};
+    for (size_t i = 0; bc != NULL && i != bc->num_conns && i != LOGIN_SSO_BUTTONS; ++i) {
+        vars[n++] = (gw_tpl_var_t){names[i][0], bc->conns[i].name};
+        vars[n++] = (gw_tpl_var_t){names[i][1], bc->conns[i].label};
+    }
+    if (bc != NULL && bc->num_conns != 0)
+        vars[n++] = (gw_tpl_var_t){"sso", "1"};
+    gw_send_page(req, status, "login.html", vars, n);
 }
 
 /* After a right password: OUTCOME_OK (no second factor due), OUTCOME_MFA (the user has one), OUTCOME_MFA_ENROL
@@ -138,7 +153,10 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
     int found = store_user_get(db, j->username, &user);
     if (found == -EIO)
         goto done;
-    int usable = found == 0 && !user.disabled;
+    /* users of a domain whose IdP has sso_only cannot use a password: refused like a wrong one (no enumeration) */
+    const saml_broker_config_t *bc = conf->saml != NULL ? &conf->saml->broker : NULL;
+    int sso_only = bc != NULL && (saml_sso_only(bc, j->username) || (found == 0 && saml_sso_only(bc, user.email)));
+    int usable = found == 0 && !user.disabled && !sso_only;
     if (usable) { /* the throttle gate comes before the check, so parallel attempts cannot overrun it */
         store_throttle_policy_t pol = {conf->throttle_free, conf->throttle_max_delay, conf->throttle_hard_lock};
         if (store_throttle_reserve(db, user.id, &pol, &allowed, &failures) != 0)
@@ -174,7 +192,11 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
     } else {
         j->outcome = OUTCOME_DENIED;
         if (found == 0)
-            reason = user.disabled ? "disabled" : !allowed ? "locked" : hash == NULL ? "no_password" : "bad_password";
+            reason = user.disabled  ? "disabled"
+                     : sso_only     ? "sso_only"
+                     : !allowed     ? "locked"
+                     : hash == NULL ? "no_password"
+                                    : "bad_password";
         gw_spray_fingerprint(j->server->spray, j->password, j->fingerprint);
         if (allowed && usable && failures == conf->throttle_hard_lock) {
             atomic_fetch_add(&gw_metrics.lockouts, 1);

@@ -144,3 +144,26 @@ def test_home_realm_discovery_by_email_domain(env):
     assert r.status_code == 303 and r.headers["location"].startswith(env.acme.sso_url)
     r = env.p.get("/saml/sp/login?email=someone@nowhere.test")
     assert r.status_code == 404
+
+
+def test_login_page_offers_company_sign_in_and_a_button_per_connection(env):
+    r = env.p.get("/login?return_to=/app")
+    assert r.status_code == 200
+    assert "Sign in with your company account" in r.text
+    assert 'action="/saml/sp/login"' in r.text and 'name="email"' in r.text
+    assert 'id="sso-acme"' in r.text and "ACME Corp" in r.text and 'id="sso-open"' in r.text
+
+
+def test_sso_only_domain_refuses_password_login_like_a_wrong_password(env):
+    env.p.setup("heidi", email="heidi@acme.test")
+    env.p.setup("ivan", email="ivan@elsewhere.test")
+    sso_only = env.p.login("heidi")
+    wrong = env.p.login("ivan", password="not the right password at all")
+    assert sso_only.status_code == wrong.status_code == 401
+    assert not session_of(sso_only)
+    strip = lambda t: t.replace("heidi", "").replace("ivan", "")
+    assert strip(sso_only.text).split('name="csrf"')[0] == strip(wrong.text).split('name="csrf"')[0]
+    assert env.p.login("ivan").status_code == 303  # other domains keep their passwords
+    rows = env.p.pg.psql("SELECT details::text FROM audit_events WHERE action = 'login.failure' AND target = "
+                         "'user:heidi'", dbname=env.p.dbname)
+    assert '"sso_only"' in rows
