@@ -21,7 +21,9 @@ class Env:
         self.acme = saml_test_idp.TestIdP(self.dir, "acme")
         self.open = saml_test_idp.TestIdP(self.dir, "open")
         self.attacker = saml_test_idp.TestIdP(self.dir, "attacker")  # configured nowhere
-        yaml = f"""saml:
+        yaml = f"""mfa:
+  required_groups: [admins]
+saml:
   idp: {{ key: {key}, certificate: {cert} }}
   sp:
     connections:

@@ -83,7 +83,7 @@ def test_jit_user_signs_in_with_mapped_identity_and_groups(env):
 
 def test_second_login_links_by_name_id_and_updates_groups(env):
     r = sign_in(env, "acme-1001", {"uid": "carol", "mail": "carol@acme.test", "displayName": "Carol A.",
-                                   "memberOf": ["Admins"]})
+                                   "memberOf": ["Admins"]}, authn_class=MFA_CLASS)
     assert r.status_code == 303
     h = harness.backend_headers(env.p.proxied("/admin/x", session_of(r)))
     assert h["x-portier-groups"] == "admins"  # eng removed, admins added
@@ -167,3 +167,15 @@ def test_sso_only_domain_refuses_password_login_like_a_wrong_password(env):
     rows = env.p.pg.psql("SELECT details::text FROM audit_events WHERE action = 'login.failure' AND target = "
                          "'user:heidi'", dbname=env.p.dbname)
     assert '"sso_only"' in rows
+
+
+def test_mfa_required_group_without_trusted_mfa_steps_up_through_portier(env):
+    """admins need MFA (mfa.required_groups): a password-class assertion gets no session, but portier's own
+    second-factor step (here: enrolment first, the user has no factor yet)."""
+    r = sign_in(env, "acme-6006", {"uid": "judy", "mail": "judy@acme.test", "memberOf": ["Admins"]})
+    assert r.status_code == 303 and r.headers["location"] == "/account/mfa"
+    assert not session_of(r)
+    assert r.cookies.get("__Host-portier-mfa")
+    assert env.p.pg.psql("SELECT purpose FROM mfa_challenges c JOIN users u ON u.id = c.user_id "
+                         "WHERE u.username = 'judy'", dbname=env.p.dbname).strip() == "enrol"
+    assert '"next": "mfa"' in env.last_reason()[3]
