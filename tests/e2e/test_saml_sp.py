@@ -179,3 +179,36 @@ def test_mfa_required_group_without_trusted_mfa_steps_up_through_portier(env):
     assert env.p.pg.psql("SELECT purpose FROM mfa_challenges c JOIN users u ON u.id = c.user_id "
                          "WHERE u.username = 'judy'", dbname=env.p.dbname).strip() == "enrol"
     assert '"next": "mfa"' in env.last_reason()[3]
+
+
+def test_config_errors_name_file_line_and_key(env):
+    import os
+    import subprocess
+    broken = os.path.join(env.dir, "broken-idp.xml")
+    with open(broken, "w") as f:  # an IdP without signing certificate
+        f.write('<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="https://x.test">'
+                '<md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">'
+                '<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
+                'Location="https://x.test/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>')
+    with open(env.p.config) as f:
+        text = f.read()
+    head, rest = text.split("    connections:\n", 1)
+    tail = rest[rest.index("routes:"):]
+    bad = head + f"""    connections:
+      - {{ name: x, metadata: {broken}, match: sometimes, colour: blue }}
+      - {{ name: "bad name!", metadata: {env.acme.metadata_path}, sso_only: true }}
+      - {{ name: dup, metadata: {env.acme.metadata_path}, domains: [acme.test] }}
+""" + tail
+    path = os.path.join(env.dir, "bad.yaml")
+    with open(path, "w") as f:
+        f.write(bad)
+    out = subprocess.run([harness.BIN, "check-config", "-c", path], capture_output=True, text=True)
+    assert out.returncode != 0
+    err = out.stderr
+    assert "saml.sp.connections[0].metadata: %s: no RSA signing certificate" % broken in err, err
+    assert "saml.sp.connections[0].match: \"sometimes\" is not one of email, username" in err, err
+    assert "saml.sp.connections[0].colour: unknown key" in err, err
+    assert "saml.sp.connections[1].name: must be 1-64 letters" in err, err
+    assert "saml.sp.connections[1]: sso_only needs domains" in err, err
+    assert "IdP https://acme.idp.test/saml is already configured" in err, err
+    assert re.search(r"bad\.yaml:\d+: saml\.sp\.connections\[0\]", err), err
