@@ -11,6 +11,7 @@ from harness import SESSION_COOKIE
 from saml_test_idp import MFA_CLASS
 
 BROWSER_COOKIE = "__Host-portier-saml-sp"
+MACE = "urn:mace:dir:attribute-def:"  # pysaml2's attribute names
 
 
 class Env:
@@ -21,6 +22,7 @@ class Env:
         self.acme = saml_test_idp.TestIdP(self.dir, "acme")
         self.open = saml_test_idp.TestIdP(self.dir, "open")
         self.attacker = saml_test_idp.TestIdP(self.dir, "attacker")  # configured nowhere
+        self.pysaml2 = saml_test_idp.TestIdP(self.dir, "pysaml2")  # its key and metadata, for a pysaml2 IdP
         yaml = f"""mfa:
   required_groups: [admins]
 saml:
@@ -39,6 +41,10 @@ saml:
         mfa_contexts: ["{MFA_CLASS}"]
       - {{ name: open, metadata: {self.open.metadata_path}, idp_initiated: true, match: username,
           attributes: {{ username: uid }} }}
+      - {{ name: pysaml2, metadata: {self.pysaml2.metadata_path}, domains: [pysaml2.test], jit: true,
+          attributes: {{ username: "{MACE}uid", email: "{MACE}mail", display_name: "{MACE}displayName",
+                         groups: "{MACE}eduPersonAffiliation" }},
+          group_map: {{ staff: staff }} }}
 """
         self.p = make_portier(extra_yaml=yaml, login="")
         self.acs = self.p.base + "/saml/sp/acs"

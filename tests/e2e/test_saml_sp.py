@@ -212,3 +212,26 @@ def test_config_errors_name_file_line_and_key(env):
     assert "saml.sp.connections[1]: sso_only needs domains" in err, err
     assert "IdP https://acme.idp.test/saml is already configured" in err, err
     assert re.search(r"bad\.yaml:\d+: saml\.sp\.connections\[0\]", err), err
+
+
+def test_interop_pysaml2_idp_signs_a_user_in_with_groups_at_the_backend(env):
+    import urllib.parse as up
+    import saml_pysaml2_idp
+    idp = saml_pysaml2_idp.PySaml2IdP(env.dir, env.pysaml2, env.p.get("/saml/sp/metadata").text)
+    r = env.p.get("/saml/sp/login?email=kim@pysaml2.test&return_to=/app/kim")
+    assert r.status_code == 303 and r.headers["location"].startswith(env.pysaml2.sso_url)
+    q = up.parse_qs(up.urlsplit(r.headers["location"]).query)
+    browser = r.cookies[saml_sp_env.BROWSER_COOKIE]
+    response, acs = idp.answer(q["SAMLRequest"][0], "pysaml2-kim", {
+        "uid": ["kim"], "mail": ["kim@pysaml2.test"], "displayName": ["Kim P."],
+        "eduPersonAffiliation": ["staff", "member"]})
+    assert acs == env.acs
+    r = env.post(response, q["RelayState"][0], browser)
+    assert r.status_code == 303, (r.status_code, r.text[:300], env.last_reason())
+    assert r.headers["location"] == "/app/kim"
+    h = harness.backend_headers(env.p.proxied("/app/kim", session_of(r)))
+    assert h["x-portier-user"] == "kim" and h["x-portier-email"] == "kim@pysaml2.test"
+    assert h["x-portier-groups"] == "staff"
+    import jwt
+    claims = jwt.decode(h["x-portier-jwt-assertion"], options={"verify_signature": False})
+    assert claims["groups"] == ["staff"] and claims["sub"]
