@@ -263,6 +263,9 @@ static const char *find_user(acs_job_t *j, store_t *db, const saml_conn_config_t
         r = username != NULL ? store_user_get(db, username, u) : -ENOENT;
     if (r != 0 && r != -ENOENT)
         return *io = 1, "database";
+    /* the same rule for a user found by user name: its stored address must be in the IdP's domains */
+    if (r == 0 && !domain_allowed(c, u->email))
+        return "foreign_domain";
     if (r == -ENOENT) {
         if (!c->jit)
             return "not_provisioned";

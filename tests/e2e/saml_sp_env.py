@@ -39,7 +39,7 @@ saml:
         attributes: {{ username: uid, email: mail, display_name: displayName, groups: memberOf }}
         group_map: {{ Engineering: eng, Admins: admins }}
         mfa_contexts: ["{MFA_CLASS}"]
-      - {{ name: open, metadata: {self.open.metadata_path}, idp_initiated: true, match: username,
+      - {{ name: open, metadata: {self.open.metadata_path}, idp_initiated: true, match: username, domains: [open.test],
           attributes: {{ username: uid }} }}
       - {{ name: pysaml2, metadata: {self.pysaml2.metadata_path}, domains: [pysaml2.test], jit: true,
           attributes: {{ username: "{MACE}uid", email: "{MACE}mail", display_name: "{MACE}displayName",

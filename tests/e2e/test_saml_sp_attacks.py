@@ -24,7 +24,7 @@ EVIL_ATTRS = {"uid": "admin", "mail": "admin@acme.test"}
 def env(make_portier):
     e = saml_sp_env.Env(make_portier)
     e.p.setup("admin", email="admin@acme.test", groups=["admins"])
-    e.p.setup("opener")  # the user of the IdP-initiated connection
+    e.p.setup("opener", email="opener@open.test")  # the user of the IdP-initiated connection
     return e
 
 
@@ -221,6 +221,13 @@ def test_response_issuer_of_another_idp(env):
     resp = f.response(issuer=env.open.entity_id, assertion_issuer=env.acme.entity_id)
     sign(assertion_of(resp), env.acme.key, env.acme.cert)
     refused(env, f.post(resp), "issuer")
+
+
+def test_idp_claims_a_user_outside_its_domains(env):
+    """"open" matches by user name but owns only open.test: it cannot sign in acme's administrator."""
+    resp = env.response(idp=env.open, name_id="admin-claim", attributes={"uid": "admin"})
+    sign(assertion_of(resp), env.open.key, env.open.cert)
+    refused(env, env.post(resp, None, None), "foreign_domain")
 
 
 def test_unknown_issuer(env):
