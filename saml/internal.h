@@ -193,7 +193,7 @@ typedef struct st_saml_broker_t {
     const gw_config_t *conf;
     const saml_broker_config_t *bc;
     struct st_gw_server_t *server;
-    char *entity_id, *acs_url, *metadata;
+    char *entity_id, *acs_url, *slo_url, *metadata;
     saml_keypair_t kp;
     struct evp_pkey_st *key; /* signs AuthnRequests (HTTP-Redirect binding, RSA-SHA256) */
 } saml_broker_t;
@@ -202,8 +202,14 @@ void saml_broker_destroy(saml_broker_t *b);
 void saml_broker_register(saml_broker_t *b, struct st_gw_server_t *server, struct st_h2o_hostconf_t *hostconf);
 const saml_conn_config_t *saml_conn_by_name(const saml_broker_config_t *bc, const char *name);
 const saml_conn_config_t *saml_conn_by_entity(const saml_broker_config_t *bc, const char *entity_id);
+/* A signed HTTP-Redirect binding URL: dest?param=DEFLATE+base64(xml)[&RelayState]&SigAlg(RSA-SHA256)&Signature. */
+int saml_broker_redirect(const saml_broker_t *b, const char *dest, const char *param, const char *xml,
+                         const char *relay_state, char *location, size_t len);
 /* sp_acs.c */
 void saml_acs_register(saml_broker_t *b, struct st_h2o_hostconf_t *hostconf);
+/* sp_slo.c: /saml/sp/slo, single logout requested by an enterprise IdP */
+#define SAML_SP_SLO_PATH "/saml/sp/slo"
+void saml_slo_sp_register(saml_broker_t *b, struct st_h2o_hostconf_t *hostconf);
 #define SAML_SP_BROWSER_COOKIE "__Host-portier-saml-sp" /* SameSite=None: it must ride along the IdP's POST */
 #define SAML_SP_STATE_BYTES    32
 #define SAML_SP_STATE_MAX      48

@@ -85,6 +85,7 @@ typedef struct st_saml_conn_config_t {
     char *metadata_file; /* the IdP's metadata (absolute path) */
     char *entity_id;     /* EntityDescriptor/@entityID: the only accepted Issuer */
     char *sso_url;       /* SingleSignOnService, HTTP-Redirect binding */
+    char *slo_url;       /* SingleLogoutService, HTTP-Redirect binding, or NULL */
     char **certs;        /* signing certificates (PEM) from the metadata, the only keys ever trusted */
     size_t num_certs;
     char **domains; /* email domains it owns (home-realm discovery, sso_only), lower case */

@@ -104,7 +104,10 @@ saml_broker_t *saml_broker_create(const gw_config_t *conf, char *err, size_t err
         b->entity_id = NULL;
     if (asprintf(&b->acs_url, "%s" SP_ACS_PATH, conf->public_url) < 0)
         b->acs_url = NULL;
-    if (b->key == NULL || b->entity_id == NULL || b->acs_url == NULL || (b->metadata = build_metadata(b)) == NULL) {
+    if (asprintf(&b->slo_url, "%s" SAML_SP_SLO_PATH, conf->public_url) < 0)
+        b->slo_url = NULL;
+    if (b->key == NULL || b->entity_id == NULL || b->acs_url == NULL || b->slo_url == NULL ||
+        (b->metadata = build_metadata(b)) == NULL) {
         snprintf(err, errlen, "saml.sp: cannot prepare the service provider");
         goto fail;
     }
@@ -122,6 +125,7 @@ void saml_broker_destroy(saml_broker_t *b)
     saml_keypair_dispose(&b->kp);
     free(b->entity_id);
     free(b->acs_url);
+    free(b->slo_url);
     free(b->metadata);
     free(b);
 }
@@ -183,14 +187,38 @@ static char *sign_query(EVP_PKEY *key, const char *signed_part)
     return out;
 }
 
+int saml_broker_redirect(const saml_broker_t *b, const char *dest, const char *param, const char *xml,
+                         const char *relay_state, char *location, size_t len)
+{
+    char *b64 = NULL, *sig = NULL;
+    char enc_msg[REQUEST_MAX * 2], enc_rs[SAML_MAX_RELAY_STATE * 3 + 1] = "", enc_alg[128], enc_sig[1500];
+    char signed_part[REQUEST_MAX * 2 + 512];
+    int rc = -1;
+    if ((b64 = deflate_b64(xml)) == NULL || strlen(b64) * 3 + 1 > sizeof(enc_msg))
+        goto exit;
+    url_encode(b64, enc_msg, sizeof(enc_msg));
+    if (relay_state != NULL)
+        url_encode(relay_state, enc_rs, sizeof(enc_rs));
+    url_encode(SIG_ALG_SHA256, enc_alg, sizeof(enc_alg));
+    snprintf(signed_part, sizeof(signed_part), "%s=%s%s%s&SigAlg=%s", param, enc_msg,
+             relay_state != NULL ? "&RelayState=" : "", enc_rs, enc_alg);
+    if ((sig = sign_query(b->key, signed_part)) == NULL)
+        goto exit;
+    url_encode(sig, enc_sig, sizeof(enc_sig));
+    int n = snprintf(location, len, "%s%c%s&Signature=%s", dest, strchr(dest, '?') != NULL ? '&' : '?', signed_part,
+                     enc_sig);
+    rc = n > 0 && (size_t)n < len ? 0 : -1;
+exit:
+    free(b64);
+    free(sig);
+    return rc;
+}
+
 /* The IdP's SSO URL with the signed request, into location. 0 or -1. */
 int saml_broker_request_url(const saml_broker_t *b, const saml_conn_config_t *c, const char *request_id,
                             const char *relay_state, char *location, size_t len)
 {
-    char instant[32], *xml = NULL, *b64 = NULL, *sig = NULL;
-    char enc_req[REQUEST_MAX * 2], enc_rs[SAML_SP_STATE_MAX * 3 + 1], enc_alg[128], enc_sig[1500];
-    char signed_part[REQUEST_MAX * 2 + 512];
-    int rc = -1;
+    char instant[32], *xml = NULL;
     saml_time_format(time(NULL), instant, sizeof(instant));
     if (asprintf(&xml,
                  "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
@@ -198,26 +226,10 @@ int saml_broker_request_url(const saml_broker_t *b, const saml_conn_config_t *c,
                  "IssueInstant=\"%s\" Destination=\"%s\" AssertionConsumerServiceURL=\"%s\" "
                  "ProtocolBinding=\"" SAML_BINDING_POST "\"><saml:Issuer>%s</saml:Issuer>"
                  "<samlp:NameIDPolicy Format=\"%s\" AllowCreate=\"true\"/></samlp:AuthnRequest>",
-                 request_id, instant, c->sso_url, b->acs_url, b->entity_id, nameid_uris[c->nameid]) < 0) {
-        xml = NULL;
-        goto exit;
-    }
-    if ((b64 = deflate_b64(xml)) == NULL || strlen(b64) * 3 + 1 > sizeof(enc_req))
-        goto exit;
-    url_encode(b64, enc_req, sizeof(enc_req));
-    url_encode(relay_state, enc_rs, sizeof(enc_rs));
-    url_encode(SIG_ALG_SHA256, enc_alg, sizeof(enc_alg));
-    snprintf(signed_part, sizeof(signed_part), "SAMLRequest=%s&RelayState=%s&SigAlg=%s", enc_req, enc_rs, enc_alg);
-    if ((sig = sign_query(b->key, signed_part)) == NULL)
-        goto exit;
-    url_encode(sig, enc_sig, sizeof(enc_sig));
-    int n = snprintf(location, len, "%s%c%s&Signature=%s", c->sso_url, strchr(c->sso_url, '?') != NULL ? '&' : '?',
-                     signed_part, enc_sig);
-    rc = n > 0 && (size_t)n < len ? 0 : -1;
-exit:
+                 request_id, instant, c->sso_url, b->acs_url, b->entity_id, nameid_uris[c->nameid]) < 0)
+        return -1;
+    int rc = saml_broker_redirect(b, c->sso_url, "SAMLRequest", xml, relay_state, location, len);
     free(xml);
-    free(b64);
-    free(sig);
     return rc;
 }
 
@@ -352,4 +364,5 @@ void saml_broker_register(saml_broker_t *b, gw_server_t *server, h2o_hostconf_t 
     add(hostconf, b, SP_METADATA_PATH, on_metadata);
     add(hostconf, b, SP_LOGIN_PATH, on_login);
     saml_acs_register(b, hostconf);
+    saml_slo_sp_register(b, hostconf);
 }

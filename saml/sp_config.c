@@ -147,6 +147,23 @@ static void metadata_certs(saml_conn_config_t *c, xmlNodePtr idpsso)
     }
 }
 
+/* The Location of the first `service` element with the HTTP-Redirect binding (malloc'd), or NULL. */
+static char *redirect_location(xmlNodePtr idpsso, const char *service)
+{
+    char *out = NULL;
+    for (xmlNodePtr s = idpsso->children; s != NULL && out == NULL; s = s->next) {
+        char *binding = is_el(s, SAML_NS_METADATA, service) ? saml_xml_attr(s, "Binding") : NULL;
+        char *loc =
+            binding != NULL && strcmp(binding, SAML_BINDING_REDIRECT) == 0 ? saml_xml_attr(s, "Location") : NULL;
+        if (loc != NULL && (strncmp(loc, "https://", 8) == 0 || strncmp(loc, "http://", 7) == 0) &&
+            plain_value(loc, 1024) && strchr(loc, ' ') == NULL)
+            out = strdup(loc);
+        xmlFree(binding);
+        xmlFree(loc);
+    }
+    return out;
+}
+
 static int parse_idp_metadata(saml_conn_config_t *c, const char *xml, size_t len, char *err, size_t errlen)
 {
     const char *why = NULL;
@@ -166,16 +183,8 @@ static int parse_idp_metadata(saml_conn_config_t *c, const char *xml, size_t len
         snprintf(err, errlen, "no entityID or no IDPSSODescriptor");
         goto exit;
     }
-    for (xmlNodePtr s = idpsso->children; s != NULL && c->sso_url == NULL; s = s->next) {
-        char *binding = is_el(s, SAML_NS_METADATA, "SingleSignOnService") ? saml_xml_attr(s, "Binding") : NULL;
-        char *loc =
-            binding != NULL && strcmp(binding, SAML_BINDING_REDIRECT) == 0 ? saml_xml_attr(s, "Location") : NULL;
-        if (loc != NULL && (strncmp(loc, "https://", 8) == 0 || strncmp(loc, "http://", 7) == 0) &&
-            plain_value(loc, 1024) && strchr(loc, ' ') == NULL)
-            c->sso_url = strdup(loc);
-        xmlFree(binding);
-        xmlFree(loc);
-    }
+    c->sso_url = redirect_location(idpsso, "SingleSignOnService");
+    c->slo_url = redirect_location(idpsso, "SingleLogoutService");
     if (c->sso_url == NULL) {
         snprintf(err, errlen, "no SingleSignOnService for the HTTP-Redirect binding");
         goto exit;
@@ -471,6 +480,7 @@ void saml_broker_config_dispose(saml_broker_config_t *b)
         free(c->metadata_file);
         free(c->entity_id);
         free(c->sso_url);
+        free(c->slo_url);
         free_list(c->certs, c->num_certs);
         free_list(c->domains, c->num_domains);
         free_list(c->group_from, c->num_group_map);

@@ -145,3 +145,38 @@ int store_user_set_profile(store_t *st, int64_t user_id, const char *email, cons
     rc = store_end(st, rc);
     return rc != 0 ? rc : changed;
 }
+
+int store_saml_sp_login_put(store_t *st, const uint8_t session[STORE_HASH_LEN], const char *idp, const char *name_id,
+                            const char *session_index)
+{
+    const int lengths[] = {STORE_HASH_LEN, 0, 0, 0};
+    const char *p[] = {(const char *)session, idp, name_id, session_index};
+    return store_run(st,
+                     "INSERT INTO saml_sp_logins (session_hash, idp, name_id, session_index) VALUES ($1, $2, $3, $4)",
+                     4, p, lengths);
+}
+
+int store_saml_sp_logout(store_t *st, const char *idp, const char *name_id, const char *session_index)
+{
+    const char *p[] = {idp, name_id, session_index};
+    PGresult *res = store_exec(st,
+                               "SELECT session_hash FROM saml_sp_logins WHERE idp = $1 AND name_id = $2 AND "
+                               "($3::text IS NULL OR session_index = $3)",
+                               3, p, NULL);
+    int rc = store_result_status(res, 1), ended = 0;
+    if (rc != 0)
+        return rc;
+    /* each session is deleted (and announced to every instance) as a logout of its own would be */
+    for (int i = 0; i != PQntuples(res) && rc == 0; ++i) {
+        size_t n = 0;
+        unsigned char *bin = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 0), &n);
+        if (bin != NULL && n == STORE_HASH_LEN) {
+            int r = store_session_delete(st, bin);
+            ended += r == 0;
+            rc = r == -ENOENT ? 0 : r;
+        }
+        PQfreemem(bin);
+    }
+    PQclear(res);
+    return rc != 0 ? rc : ended;
+}

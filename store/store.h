@@ -286,6 +286,13 @@ int store_user_get_by_email(store_t *st, const char *email, store_user_t *out) _
 int store_user_set_profile(store_t *st, int64_t user_id, const char *email, const char *display_name)
     __attribute__((warn_unused_result));
 
+/* Records which IdP subject opened a session (for single logout). */
+int store_saml_sp_login_put(store_t *st, const uint8_t session[STORE_HASH_LEN], const char *idp, const char *name_id,
+                            const char *session_index) __attribute__((warn_unused_result));
+/* Ends every session opened by (idp, name_id[, session_index]) on every instance: the count (>= 0) or < 0. */
+int store_saml_sp_logout(store_t *st, const char *idp, const char *name_id, const char *session_index)
+    __attribute__((warn_unused_result));
+
 /* Revocation listener connection: LISTEN on STORE_NOTIFY_CHANNEL, then wait. */
 int store_listen(store_t *st) __attribute__((warn_unused_result));
 /* Waits up to timeout_ms for notifications; calls cb for each payload. Returns 0, or -EIO when the connection

@@ -36,3 +36,14 @@ CREATE TABLE saml_sp_requests (
     expires_at   timestamptz NOT NULL
 );
 CREATE INDEX saml_sp_requests_expiry ON saml_sp_requests (expires_at);
+
+-- saml_sp_logins: which portier session an enterprise IdP's assertion opened (NameID and SessionIndex), so that a
+-- LogoutRequest from that IdP ends exactly those sessions. Goes with the session.
+CREATE TABLE saml_sp_logins (
+    session_hash  bytea PRIMARY KEY REFERENCES sessions (id_hash) ON DELETE CASCADE,
+    idp           text NOT NULL,
+    name_id       text NOT NULL,
+    session_index text,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX saml_sp_logins_subject ON saml_sp_logins (idp, name_id);

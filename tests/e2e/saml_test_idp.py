@@ -39,6 +39,7 @@ class TestIdP:
         self.key, self.cert, self.cert_body = saml_peers.make_rsa(directory, name)
         self.entity_id = entity_id or "https://%s.idp.test/saml" % name
         self.sso_url = "https://%s.idp.test/sso" % name
+        self.slo_url = "https://%s.idp.test/slo" % name
         self.metadata_path = os.path.join(directory, name + "-idp.xml")
         with open(self.metadata_path, "w") as f:
             f.write(f"""<?xml version="1.0"?>
@@ -46,6 +47,7 @@ class TestIdP:
   <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
     <md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{self.cert_body}</ds:X509Certificate>
     </ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{self.slo_url}"/>
     <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{self.sso_url}"/>
   </md:IDPSSODescriptor>
 </md:EntityDescriptor>
@@ -120,3 +122,29 @@ def parse_redirect(location):
     q = urllib.parse.parse_qs(urllib.parse.urlsplit(location).query)
     req = zlib.decompress(base64.b64decode(q["SAMLRequest"][0]), -15)
     return req, {k: v[0] for k, v in q.items()}
+
+
+def logout_request_query(idp, destination, name_id, session_index=None, key=None, sha1=False, relay_state=None,
+                         request_id=None, issue_offset=0):
+    """The query string of a LogoutRequest over HTTP-Redirect, signed (SAML bindings 3.4.4.1) with `key` (default
+    the IdP's own; None-signing when key is False)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    si = "<samlp:SessionIndex>%s</samlp:SessionIndex>" % session_index if session_index else ""
+    xml = (f'<samlp:LogoutRequest xmlns:samlp="{NS["samlp"]}" xmlns:saml="{NS["saml"]}" ID="{request_id or new_id()}" '
+           f'Version="2.0" IssueInstant="{instant(issue_offset)}" Destination="{destination}">'
+           f'<saml:Issuer>{idp.entity_id}</saml:Issuer><saml:NameID Format="{PERSISTENT}">{name_id}</saml:NameID>'
+           f'{si}</samlp:LogoutRequest>')
+    z = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = z.compress(xml.encode()) + z.flush()
+    q = "SAMLRequest=" + urllib.parse.quote(base64.b64encode(data).decode(), safe="")
+    if relay_state:
+        q += "&RelayState=" + urllib.parse.quote(relay_state, safe="")
+    if key is False:
+        return q
+    alg = "http://www.w3.org/2000/09/xmldsig#rsa-sha1" if sha1 else "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    q += "&SigAlg=" + urllib.parse.quote(alg, safe="")
+    with open(key or idp.key, "rb") as f:
+        pk = serialization.load_pem_private_key(f.read(), None)
+    sig = pk.sign(q.encode(), padding.PKCS1v15(), hashes.SHA1() if sha1 else hashes.SHA256())
+    return q + "&Signature=" + urllib.parse.quote(base64.b64encode(sig).decode(), safe="")

@@ -37,6 +37,7 @@ def test_sp_metadata_names_entity_acs_and_certificate(env):
     assert 'entityID="%s"' % env.sp_entity in r.text
     assert re.search(r'AssertionConsumerService Binding="[^"]*HTTP-POST" Location="%s"' % re.escape(env.acs), r.text)
     assert 'AuthnRequestsSigned="true"' in r.text and "<ds:X509Certificate>" in r.text
+    assert re.search(r'SingleLogoutService Binding="[^"]*HTTP-Redirect" Location="%s/saml/sp/slo"' % re.escape(env.p.base), r.text)
 
 
 def test_authn_request_is_signed_rsa_sha256_over_redirect(env):
@@ -235,3 +236,52 @@ def test_interop_pysaml2_idp_signs_a_user_in_with_groups_at_the_backend(env):
     import jwt
     claims = jwt.decode(h["x-portier-jwt-assertion"], options={"verify_signature": False})
     assert claims["groups"] == ["staff"] and claims["sub"]
+
+
+def signed_in_session(env, name_id, uid):
+    rid, rs, browser, _ = env.start()
+    resp = env.response(rid=rid, name_id=name_id, attributes={"uid": uid, "mail": uid + "@acme.test"})
+    a = saml_test_idp.assertion_of(resp)
+    index = a.find("saml:AuthnStatement", saml_test_idp.NS).get("SessionIndex")
+    saml_test_idp.sign(a, env.acme.key, env.acme.cert)
+    r = env.post(resp, rs, browser)
+    assert r.status_code == 303
+    cookie = session_of(r)
+    assert env.p.proxied("/app", cookie).status_code == 200
+    return cookie, index
+
+
+def test_idp_initiated_logout_ends_the_session_and_answers_signed(env):
+    cookie, index = signed_in_session(env, "acme-slo-1", "leo")
+    other, _ = signed_in_session(env, "acme-slo-2", "mia")
+    q = saml_test_idp.logout_request_query(env.acme, env.p.base + "/saml/sp/slo", "acme-slo-1", index,
+                                           relay_state="abc")
+    r = env.p.get("/saml/sp/slo?" + q)
+    assert r.status_code == 303, r.text[:300]
+    assert r.headers["location"].startswith(env.acme.slo_url + "?SAMLResponse=")
+    xml, params = saml_test_idp.parse_redirect(r.headers["location"].replace("SAMLResponse=", "SAMLRequest=", 1))
+    assert b"LogoutResponse" in xml and b"status:Success" in xml and params["RelayState"] == "abc"
+    assert harness.wait_for(lambda: env.p.proxied("/app", cookie).status_code == 401, timeout=5)
+    assert env.p.proxied("/app", other).status_code == 200  # another subject's session stays
+    rows = env.audit("saml.sp.logout")
+    assert rows[-1][0] == "saml:acme" and rows[-1][2] == "success" and '"sessions": 1' in rows[-1][3]
+    # the same request again is a replay
+    r = env.p.get("/saml/sp/slo?" + q)
+    assert r.status_code == 400 and '"replay"' in env.audit("saml.sp.logout")[-1][3]
+
+
+@pytest.mark.parametrize("case,reason", [("unsigned", "unsigned"), ("attacker_key", "bad_signature"),
+                                         ("sha1", "sha1"), ("wrong_destination", "destination"),
+                                         ("stale", "stale")])
+def test_idp_logout_request_refused(env, case, reason):
+    cookie, index = signed_in_session(env, "acme-slo-3", "noah")
+    dest = env.p.base + "/saml/sp/slo"
+    kw = {"unsigned": {"key": False}, "attacker_key": {"key": env.attacker.key}, "sha1": {"sha1": True},
+          "wrong_destination": {}, "stale": {"issue_offset": -1200}}[case]
+    if case == "wrong_destination":
+        dest = "https://other-sp.example/slo"
+    q = saml_test_idp.logout_request_query(env.acme, dest, "acme-slo-3", index, **kw)
+    r = env.p.get("/saml/sp/slo?" + q)
+    assert r.status_code == 400
+    assert ('"reason": "%s"' % reason) in env.audit("saml.sp.logout")[-1][3]
+    assert env.p.proxied("/app", cookie).status_code == 200
