@@ -62,21 +62,23 @@ const saml_conn_config_t *saml_conn_by_entity(const saml_broker_config_t *bc, co
 static char *build_metadata(const saml_broker_t *b)
 {
     char *out;
-    int n = asprintf(
-        &out,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        "<md:EntityDescriptor xmlns:md=\"" SAML_NS_METADATA "\" xmlns:ds=\"" SAML_NS_DSIG "\" entityID=\"%s\">\n"
-        "  <md:SPSSODescriptor AuthnRequestsSigned=\"true\" WantAssertionsSigned=\"true\" "
-        "protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n"
-        "    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s"
-        "</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\n"
-        "    <md:NameIDFormat>%s</md:NameIDFormat>\n"
-        "    <md:NameIDFormat>%s</md:NameIDFormat>\n"
-        "    <md:AssertionConsumerService Binding=\"" SAML_BINDING_POST
-        "\" Location=\"%s\" index=\"0\" isDefault=\"true\"/>\n"
-        "  </md:SPSSODescriptor>\n"
-        "</md:EntityDescriptor>\n",
-        b->entity_id, b->kp.cert_b64, nameid_uris[SAML_NAMEID_PERSISTENT], nameid_uris[SAML_NAMEID_EMAIL], b->acs_url);
+    int n = asprintf(&out,
+                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                     "<md:EntityDescriptor xmlns:md=\"" SAML_NS_METADATA "\" xmlns:ds=\"" SAML_NS_DSIG
+                     "\" entityID=\"%s\">\n"
+                     "  <md:SPSSODescriptor AuthnRequestsSigned=\"true\" WantAssertionsSigned=\"true\" "
+                     "protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n"
+                     "    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s"
+                     "</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\n"
+                     "    <md:SingleLogoutService Binding=\"" SAML_BINDING_REDIRECT "\" Location=\"%s\"/>\n"
+                     "    <md:NameIDFormat>%s</md:NameIDFormat>\n"
+                     "    <md:NameIDFormat>%s</md:NameIDFormat>\n"
+                     "    <md:AssertionConsumerService Binding=\"" SAML_BINDING_POST
+                     "\" Location=\"%s\" index=\"0\" isDefault=\"true\"/>\n"
+                     "  </md:SPSSODescriptor>\n"
+                     "</md:EntityDescriptor>\n",
+                     b->entity_id, b->kp.cert_b64, b->slo_url, nameid_uris[SAML_NAMEID_PERSISTENT],
+                     nameid_uris[SAML_NAMEID_EMAIL], b->acs_url);
     return n < 0 ? NULL : out;
 }
 
