@@ -173,7 +173,8 @@ typedef struct st_saml_sp_expect_t {
 typedef struct st_saml_sp_assertion_t {
     char *in_response_to; /* of the bearer SubjectConfirmationData (the Response's, when present, agrees); or NULL */
     char *assertion_id, *name_id, *name_id_format, *authn_class, *session_index;
-    time_t not_on_or_after;
+    time_t not_before;      /* Conditions/@NotBefore, 0 when absent */
+    time_t not_on_or_after; /* the earlier of Conditions' and the bearer data's */
     struct {
         char *name, *value;
     } * attrs; /* one entry per AttributeValue */
@@ -181,10 +182,12 @@ typedef struct st_saml_sp_assertion_t {
 } saml_sp_assertion_t;
 /* sp_verify.c: the XML half of the assertion gatekeeper, in the order of issue #7: status Success; structure (one
  * assertion, unique IDs, signatures only on Response/Assertion) and signatures (metadata keys only, the
- * assertion covered); Issuer(s); Destination, Recipient, Audience; InResponseTo consistency; NotBefore /
- * NotOnOrAfter with SAML_CLOCK_SKEW. NULL with out filled from the covered assertion, or the refusal reason (out
+ * assertion covered); Issuer(s); Destination, Recipient, Audience; InResponseTo consistency; the validity window
+ * is read (judged by saml_sp_check_times). NULL with out filled from the covered assertion, or the refusal reason (out
  * is then partially filled; dispose it either way). The caller makes the stored-request and replay checks. */
 const char *saml_sp_verify(xmlDocPtr doc, const saml_sp_expect_t *x, saml_sp_assertion_t *out);
+/* The validity window of a verified assertion at `now`, with SAML_CLOCK_SKEW: NULL, "not_yet_valid" or "expired". */
+const char *saml_sp_check_times(const saml_sp_assertion_t *a, time_t now);
 void saml_sp_assertion_dispose(saml_sp_assertion_t *a);
 int saml_sp_parse_instant(const char *s, time_t *out);
 

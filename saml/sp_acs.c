@@ -167,7 +167,7 @@ static const char *acs_validate(acs_job_t *j, store_t *db, const saml_conn_confi
         why = "unknown_issuer";
         goto exit;
     }
-    /* 2-5. status, signatures, issuers, Destination/Recipient/Audience, times: on the covered nodes only */
+    /* 2-5. status, signatures, issuers, Destination/Recipient/Audience: on the covered nodes only */
     saml_sp_expect_t x = {.conn = *conn, .acs_url = b->acs_url, .own_entity_id = b->entity_id, .now = time(NULL)};
     if ((why = saml_sp_verify(in.doc, &x, a)) != NULL)
         goto exit;
@@ -189,7 +189,10 @@ static const char *acs_validate(acs_job_t *j, store_t *db, const saml_conn_confi
         why = "unsolicited";
         goto exit;
     }
-    /* 7. replay: the assertion ID is remembered until it expires anyway */
+    /* 7. NotBefore / NotOnOrAfter, with at most SAML_CLOCK_SKEW of difference */
+    if ((why = saml_sp_check_times(a, x.now)) != NULL)
+        goto exit;
+    /* 8. replay: the assertion ID is remembered until it expires anyway */
     r = store_saml_sp_assertion_seen(db, (*conn)->entity_id, a->assertion_id,
                                      (int64_t)a->not_on_or_after + SAML_CLOCK_SKEW);
     if (r != 0) {
@@ -197,7 +200,7 @@ static const char *acs_validate(acs_job_t *j, store_t *db, const saml_conn_confi
         why = r == -EEXIST ? "replay" : "database";
         goto exit;
     }
-    /* 8. RelayState: ours (checked above), or for an unsolicited response a short, validated return path */
+    /* 9. RelayState: ours (checked above), or for an unsolicited response a short, validated return path */
     if (!have_req) {
         if (j->relay_state != NULL && strlen(j->relay_state) > SAML_MAX_RELAY_STATE)
             why = "relay_state_too_long";

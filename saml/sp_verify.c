@@ -306,17 +306,25 @@ static void read_authn(xmlNodePtr assertion, saml_sp_assertion_t *out)
     xmlFree(idx);
 }
 
-static const char *check_times(xmlNodePtr conditions, xmlNodePtr data, time_t now, saml_sp_assertion_t *out)
+/* Reads the validity window (Conditions and the bearer data); the window itself is judged by
+ * saml_sp_check_times, after InResponseTo, as issue #7 orders the checks. */
+static const char *read_times(xmlNodePtr conditions, xmlNodePtr data, saml_sp_assertion_t *out)
 {
-    time_t nb = 0, na = 0, dna = 0;
+    time_t nb = 0, na = 0, dna = 0, unused;
     int r1 = time_attr(conditions, "NotBefore", &nb), r2 = time_attr(conditions, "NotOnOrAfter", &na),
-        r3 = time_attr(data, "NotOnOrAfter", &dna), r4 = time_attr(data, "NotBefore", &nb);
+        r3 = time_attr(data, "NotOnOrAfter", &dna), r4 = time_attr(data, "NotBefore", &unused);
     if (r1 < 0 || r2 < 0 || r3 != 0 || r4 == 0) /* malformed; the bearer data must have an expiry, no NotBefore */
         return "time";
-    if (r1 == 0 && now + SAML_CLOCK_SKEW < nb)
-        return "not_yet_valid";
+    out->not_before = r1 == 0 ? nb : 0;
     out->not_on_or_after = r2 == 0 && na < dna ? na : dna;
-    if (now - SAML_CLOCK_SKEW >= out->not_on_or_after)
+    return NULL;
+}
+
+const char *saml_sp_check_times(const saml_sp_assertion_t *a, time_t now)
+{
+    if (a->not_before != 0 && now + SAML_CLOCK_SKEW < a->not_before)
+        return "not_yet_valid";
+    if (now - SAML_CLOCK_SKEW >= a->not_on_or_after)
         return "expired";
     return NULL;
 }
@@ -378,8 +386,7 @@ const char *saml_sp_verify(xmlDocPtr doc, const saml_sp_expect_t *x, saml_sp_ass
     xmlFree(aid);
     if (!irt_ok)
         return "in_response_to";
-    /* 5. times */
-    if ((why = check_times(conditions, data, x->now, out)) != NULL)
+    if ((why = read_times(conditions, data, out)) != NULL)
         return why;
     /* the subject and the rest */
     xmlNodePtr nid = child(subject, NS_ASSERTION, "NameID");
