@@ -90,7 +90,7 @@ static void render_login(h2o_req_t *req, gw_server_t *server, int status, const 
 {
     char min_length[16];
     snprintf(min_length, sizeof(min_length), "%u", server->conf->password_min_length);
-    gw_tpl_var_t vars[5 + 2 + 2 * LOGIN_SSO_BUTTONS] = {{"csrf", gw_csrf_token(req)},
+    gw_tpl_var_t vars[5 + 3 + 2 * LOGIN_SSO_BUTTONS] = {{"csrf", gw_csrf_token(req)},
                                                         {"return_to", return_to},
                                                         {"username", username},
                                                         {"error", error},
@@ -107,8 +107,11 @@ static void render_login(h2o_req_t *req, gw_server_t *server, int status, const 
         vars[n++] = (gw_tpl_var_t){names[i][0], bc->conns[i].name};
         vars[n++] = (gw_tpl_var_t){names[i][1], bc->conns[i].label};
     }
-    if (bc != NULL && bc->num_conns != 0)
+    if (bc != NULL && bc->num_conns != 0) {
         vars[n++] = (gw_tpl_var_t){"sso", "1"};
+        /* the buttons are links (a form's redirect to another site would fall under CSP form-action 'self') */
+        vars[n++] = (gw_tpl_var_t){"return_to_q", gw_url_encode(&req->pool, return_to != NULL ? return_to : "/")};
+    }
     gw_send_page(req, status, "login.html", vars, n);
 }
 

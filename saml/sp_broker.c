@@ -29,6 +29,7 @@
 #define SP_METADATA_PATH "/saml/sp/metadata"
 #define SP_LOGIN_PATH    "/saml/sp/login"
 #define SP_ACS_PATH      "/saml/sp/acs"
+#define SP_GO_JS_PATH    "/saml/sp/go.js"
 #define NAME_MAX_LEN     64
 #define EMAIL_MAX_LEN    320
 #define REQUEST_MAX      4096
@@ -249,6 +250,7 @@ typedef struct st_login_job_t {
     char return_to[POL_RETURN_TO_MAX + 1];
     char state[SAML_SP_STATE_MAX], browser[SAML_SP_STATE_MAX];
     int new_browser;
+    int from_form; /* discovery by email from the login page's form */
     char source[64];
     int ok;
     char location[LOCATION_MAX];
@@ -285,6 +287,36 @@ static void set_browser_cookie(h2o_req_t *req, const char *value)
                    (size_t)n);
 }
 
+/* The login page's discovery form may only submit to 'self' (CSP form-action), and browsers apply that to the
+ * redirects that follow a submission too: so the form gets a page that moves on to the IdP by script (and a link
+ * without script), a plain navigation outside the form's reach. */
+static void send_continue_page(h2o_req_t *req, const char *location)
+{
+    char *href = saml_xml_escape(location);
+    if (href == NULL) {
+        gw_send_unavailable(req);
+        return;
+    }
+    size_t cap = strlen(href) + 1024;
+    char *body = h2o_mem_alloc_pool(&req->pool, cap);
+    int n = snprintf(body, cap,
+                     "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Signing in · portier"
+                     "</title><link rel=\"stylesheet\" href=\"/_portier/style.css\"></head><body><main class=\"card\">"
+                     "<p>Taking you to your company's sign-in…</p><p><a id=\"sso-continue\" class=\"button "
+                     "button-primary\" href=\"%s\">Continue</a></p></main><script src=\"" SP_GO_JS_PATH
+                     "\"></script></body></html>\n",
+                     href);
+    free(href);
+    gw_send_body(req, 200, "text/html; charset=utf-8", body, (size_t)n);
+}
+
+static int on_go_js(h2o_handler_t *self, h2o_req_t *req)
+{
+    static const char js[] = "document.getElementById('sso-continue').click();\n";
+    gw_send_body(req, 200, "text/javascript; charset=utf-8", js, sizeof(js) - 1);
+    return 0;
+}
+
 static void login_done(gw_job_t *job)
 {
     login_job_t *j = (login_job_t *)job;
@@ -295,7 +327,10 @@ static void login_done(gw_job_t *job)
         } else {
             if (j->new_browser)
                 set_browser_cookie(req, j->browser);
-            gw_send_redirect(req, 303, h2o_strdup(&req->pool, j->location, SIZE_MAX).base);
+            if (j->from_form)
+                send_continue_page(req, j->location);
+            else
+                gw_send_redirect(req, 303, h2o_strdup(&req->pool, j->location, SIZE_MAX).base);
         }
     }
     sodium_memzero(j->state, sizeof(j->state));
@@ -330,6 +365,7 @@ static int on_login(h2o_handler_t *self, h2o_req_t *req)
         return -1;
     j->broker = b;
     j->conn = c;
+    j->from_form = name == NULL;
     pol_return_to(gw_query_get(req, "return_to", POL_RETURN_TO_MAX), b->conf->public_url, j->return_to,
                   sizeof(j->return_to));
     /* one browser value for all the sign-ins this browser starts (two tabs must not invalidate each other) */
@@ -365,6 +401,7 @@ void saml_broker_register(saml_broker_t *b, gw_server_t *server, h2o_hostconf_t 
     b->server = server;
     add(hostconf, b, SP_METADATA_PATH, on_metadata);
     add(hostconf, b, SP_LOGIN_PATH, on_login);
+    add(hostconf, b, SP_GO_JS_PATH, on_go_js);
     saml_acs_register(b, hostconf);
     saml_slo_sp_register(b, hostconf);
 }

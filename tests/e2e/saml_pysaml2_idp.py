@@ -49,3 +49,44 @@ class PySaml2IdP:
         if os.environ.get("PYSAML2_DUMP"):
             print(str(resp))
         return base64.b64encode(str(resp).encode()).decode(), acs
+
+
+class WebIdP:
+    """The same IdP served over HTTP on loopback for a browser: GET /sso answers portier's AuthnRequest for one
+    fixed user with an auto-submitting HTTP-POST form to portier's ACS (as a real IdP would after its login)."""
+
+    def __init__(self, idp, port, user_id, identity):
+        import html
+        import threading
+        import urllib.parse
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                response, acs = idp.answer(q["SAMLRequest"][0], user_id, identity)
+                outer.requests += 1
+                rs = q.get("RelayState", [""])[0]
+                body = ('<!DOCTYPE html><html><body><form method="post" action="%s">'
+                        '<input type="hidden" name="SAMLResponse" value="%s">'
+                        '<input type="hidden" name="RelayState" value="%s"><button id="go">Continue</button></form>'
+                        '<script>document.forms[0].submit()</script></body></html>'
+                        % (html.escape(acs), response, html.escape(rs))).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.requests = 0
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

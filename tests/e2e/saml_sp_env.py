@@ -23,6 +23,8 @@ class Env:
         self.open = saml_test_idp.TestIdP(self.dir, "open")
         self.attacker = saml_test_idp.TestIdP(self.dir, "attacker")  # configured nowhere
         self.pysaml2 = saml_test_idp.TestIdP(self.dir, "pysaml2")  # its key and metadata, for a pysaml2 IdP
+        self.web_port = harness.free_port()  # a pysaml2 IdP served over HTTP, for the browser test
+        self.web = saml_test_idp.TestIdP(self.dir, "web", base="http://127.0.0.1:%d" % self.web_port)
         yaml = f"""mfa:
   required_groups: [admins]
 saml:
@@ -44,6 +46,9 @@ saml:
       - {{ name: pysaml2, metadata: {self.pysaml2.metadata_path}, domains: [pysaml2.test], jit: true,
           attributes: {{ username: "{MACE}uid", email: "{MACE}mail", display_name: "{MACE}displayName",
                          groups: "{MACE}eduPersonAffiliation" }},
+          group_map: {{ staff: staff }} }}
+      - {{ name: web, label: Web IdP, metadata: {self.web.metadata_path}, domains: [web.test], jit: true,
+          attributes: {{ username: "{MACE}uid", email: "{MACE}mail", groups: "{MACE}eduPersonAffiliation" }},
           group_map: {{ staff: staff }} }}
 """
         self.p = make_portier(extra_yaml=yaml, login="")

@@ -35,11 +35,13 @@ def new_id():
 
 
 class TestIdP:
-    def __init__(self, directory, name, entity_id=None):
+    def __init__(self, directory, name, entity_id=None, base=None):
+        """base: where the IdP's endpoints are (default https://NAME.idp.test, never contacted)."""
         self.key, self.cert, self.cert_body = saml_peers.make_rsa(directory, name)
         self.entity_id = entity_id or "https://%s.idp.test/saml" % name
-        self.sso_url = "https://%s.idp.test/sso" % name
-        self.slo_url = "https://%s.idp.test/slo" % name
+        base = base or "https://%s.idp.test" % name
+        self.sso_url = base + "/sso"
+        self.slo_url = base + "/slo"
         self.metadata_path = os.path.join(directory, name + "-idp.xml")
         with open(self.metadata_path, "w") as f:
             f.write(f"""<?xml version="1.0"?>
