@@ -74,6 +74,8 @@ typedef struct st_logout_job_t {
     char source[64];
     int saml;           /* the SAML IdP is on: SPs this session signed in to are logged out too */
     char slo_state[64]; /* set when there are such SPs: the browser walks /saml/slo/next with it */
+    struct st_saml_idp_t *saml_idp;
+    char *idp_logout; /* an enterprise IdP opened the session: its single logout first (malloc'd URL) */
 } logout_job_t;
 
 static void set_session_cookie(h2o_req_t *req, gw_server_t *server, const char *cookie)
@@ -585,6 +587,13 @@ static void logout_run(gw_job_t *job, gw_worker_t *w)
         if (store_saml_logout_start(db, j->hash, state_hash) <= 0)
             j->slo_state[0] = '\0';
     }
+    if (j->saml) { /* an enterprise IdP that opened this session is told first, then the walk above continues */
+        char next[sizeof(j->slo_state) + 32] = "/login?logged_out=1";
+        if (j->slo_state[0] != '\0')
+            snprintf(next, sizeof(next), "/saml/slo/next?state=%s", j->slo_state);
+        if (saml_broker_logout(j->saml_idp, db, j->hash, next, &j->idp_logout) != 0)
+            gw_log("error", "idp", "logout.idp_slo_failed", NULL);
+    }
     if (store_session_delete(db, j->hash) == 0) {
         idp_audit(db, who, "logout", who, "success", j->source, NULL);
         gw_log("info", "idp", "logout", "user", who + 5, "source", j->source, NULL);
@@ -597,7 +606,9 @@ static void logout_done(gw_job_t *job)
     if (job->req != NULL) {
         gw_server_t *server = gw_loop_of(job->req)->server;
         gw_set_cookie(job->req, server->conf->session_cookie, "", 0);
-        if (j->slo_state[0] != '\0') {
+        if (j->idp_logout != NULL) {
+            gw_send_redirect(job->req, 303, h2o_strdup(&job->req->pool, j->idp_logout, SIZE_MAX).base);
+        } else if (j->slo_state[0] != '\0') {
             char *loc = h2o_mem_alloc_pool(&job->req->pool, sizeof(j->slo_state) + 32);
             snprintf(loc, sizeof(j->slo_state) + 32, "/saml/slo/next?state=%s", j->slo_state);
             gw_send_redirect(job->req, 303, loc);
@@ -605,6 +616,7 @@ static void logout_done(gw_job_t *job)
             gw_send_redirect(job->req, 303, "/login?logged_out=1");
         }
     }
+    free(j->idp_logout);
     free(j);
 }
 
@@ -631,6 +643,7 @@ static int on_logout(h2o_handler_t *self, h2o_req_t *req)
     logout_job_t *j = calloc(1, sizeof(*j));
     gw_sha256(cookie.base, cookie.len, j->hash);
     j->saml = server->saml != NULL;
+    j->saml_idp = server->saml;
     gw_cache_evict_session(server->cache, j->hash); /* this instance at once; the others through NOTIFY */
     atomic_fetch_add(&gw_metrics.logouts, 1);
     gw_peer_addr(req, j->source, sizeof(j->source));

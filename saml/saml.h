@@ -160,6 +160,13 @@ char *saml_metrics_render(const saml_idp_t *idp, size_t *len);
 /* Registers /saml/... on hostconf. */
 void saml_register(saml_idp_t *idp, struct st_gw_server_t *server, struct st_h2o_hostconf_t *hostconf);
 
+/* SP-initiated single logout towards an enterprise IdP. Worker thread, before the session row is deleted: when an
+ * IdP with a logout endpoint opened `session`, records a signed LogoutRequest and sets *location (malloc'd) to the
+ * URL the browser goes to; its answer continues to `next` (a path of ours). *location NULL: nothing to do. 0 or -1. */
+struct st_store_t;
+int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t session[32], const char *next,
+                       char **location);
+
 /* ---- CLI ---- */
 /* `portier keys saml-rotate`: without a next key, makes <key>.next and <certificate>.next (published from the next
  * start on); with one, moves them into place (the old files are kept as *.prev). Returns an exit code. */

@@ -384,7 +384,8 @@ static int open_session(acs_job_t *j, store_t *db, const saml_conn_config_t *c, 
                                      j->broker->conf->session_idle_timeout, j->source,
                                      STORE_AMR_PWD | (mfa ? STORE_AMR_OTP : 0));
         /* for single logout requested by the IdP; the session stands without it */
-        if (r == 0 && store_saml_sp_login_put(db, hash, c->entity_id, a->name_id, a->session_index) != 0)
+        if (r == 0 &&
+            store_saml_sp_login_put(db, hash, c->entity_id, a->name_id, a->name_id_format, a->session_index) != 0)
             gw_log("error", "saml", "sp.login_record_failed", "idp", c->name, NULL);
     }
     sodium_memzero(hash, sizeof(hash));

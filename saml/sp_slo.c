@@ -6,6 +6,10 @@
  * certificate of that IdP's metadata, name our SLO endpoint as Destination (when present), be fresh and not
  * replayed; then every portier session that IdP opened for the NameID (and SessionIndex, when given) ends on every
  * instance, and the IdP gets a signed LogoutResponse at its own SingleLogoutService.
+ *
+ * The other direction: when a user whose session an IdP opened signs out at portier, saml_broker_logout (called by
+ * /logout before the session row goes) sends the browser to the IdP with a signed LogoutRequest; the IdP's
+ * LogoutResponse comes back here (SAMLResponse) and the browser continues with portier's own logout walk.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -82,13 +86,13 @@ static int raw_param(const char *query, const char *name, const char **start, si
     return -1;
 }
 
-static int verify_query(const saml_conn_config_t *c, const char *query, const char *sig_b64)
+static int verify_query(const saml_conn_config_t *c, const char *query, const char *param, const char *sig_b64)
 {
     const char *p;
     size_t l;
     char signed_part[SIGNED_MAX];
     size_t used = 0;
-    static const char *const order[] = {"SAMLRequest", "RelayState", "SigAlg"};
+    const char *const order[] = {param, "RelayState", "SigAlg"};
     for (size_t i = 0; i != 3; ++i) {
         if (raw_param(query, order[i], &p, &l) != 0) {
             if (i == 1)
@@ -201,7 +205,7 @@ static const char *slo(slo_job_t *j, store_t *db, const saml_conn_config_t **con
         why = "algorithm";
         goto exit;
     }
-    if (!verify_query(*conn, j->query, sig)) {
+    if (!verify_query(*conn, j->query, "SAMLRequest", sig)) {
         why = "bad_signature";
         goto exit;
     }
@@ -250,6 +254,135 @@ exit:
     return why;
 }
 
+/* The IdP's LogoutResponse to a LogoutRequest portier sent when the user signed out (the portier session is gone
+ * already): checked like a request (known issuer, query signature, the state and request ID it answers), then the
+ * browser continues where the sign-out was going. */
+static const char *logout_response(slo_job_t *j, store_t *db, const saml_conn_config_t **conn)
+{
+    const saml_broker_t *b = j->broker;
+    char *msg = saml_query_param(j->query, "SAMLResponse"), *alg = saml_query_param(j->query, "SigAlg");
+    char *sig = saml_query_param(j->query, "Signature"), *rs = saml_query_param(j->query, "RelayState");
+    char *issuer = NULL, *request_id = NULL, *idp = NULL, *next = NULL;
+    saml_intake_t in = {0};
+    const char *why = NULL;
+    uint8_t state[STORE_HASH_LEN];
+    if (msg == NULL) {
+        why = "missing";
+        goto exit;
+    }
+    if (saml_intake(SAML_BINDING_KIND_REDIRECT, msg, strlen(msg), alg, b->conf->saml->max_message, &in) != 0) {
+        why = in.reason != NULL ? in.reason : "intake";
+        goto exit;
+    }
+    xmlNodePtr root = xmlDocGetRootElement(in.doc);
+    if (strcmp(in.root, "LogoutResponse") != 0) {
+        why = "not_logout_response";
+        goto exit;
+    }
+    if (rs == NULL || strlen(rs) > SAML_SP_STATE_MAX) {
+        why = "unknown_request";
+        goto exit;
+    }
+    gw_sha256(rs, strlen(rs), state);
+    int r = store_saml_sp_logout_take(db, state, &request_id, &idp, &next);
+    if (r != 0) {
+        why = r == -ENOENT ? "unknown_request" : "database";
+        goto exit;
+    }
+    snprintf(j->location, sizeof(j->location), "%s", next); /* ours: wherever the outcome, the browser moves on */
+    issuer = text_of(child(root, NS_ASSERTION, "Issuer"));
+    *conn = saml_conn_by_name(b->bc, idp);
+    if (*conn == NULL || issuer == NULL || strcmp(issuer, (*conn)->entity_id) != 0) {
+        why = "issuer";
+        goto exit;
+    }
+    if (alg == NULL || sig == NULL) {
+        why = "unsigned";
+        goto exit;
+    }
+    if (strcmp(alg, SIG_ALG_SHA256) != 0 || !verify_query(*conn, j->query, "SAMLResponse", sig)) {
+        why = strcmp(alg, SIG_ALG_SHA256) != 0 ? "algorithm" : "bad_signature";
+        goto exit;
+    }
+    char *irt = saml_xml_attr(root, "InResponseTo");
+    int irt_ok = irt != NULL && strcmp(irt, request_id) == 0;
+    xmlFree(irt);
+    xmlNodePtr code = child(child(root, NS_PROTOCOL, "Status"), NS_PROTOCOL, "StatusCode");
+    char *status = code != NULL ? saml_xml_attr(code, "Value") : NULL;
+    int ok = status != NULL && strcmp(status, "urn:oasis:names:tc:SAML:2.0:status:Success") == 0;
+    xmlFree(status);
+    why = !irt_ok ? "in_response_to" : !ok ? "status" : NULL;
+exit:
+    saml_intake_dispose(&in);
+    free(msg);
+    free(alg);
+    free(sig);
+    free(rs);
+    free(issuer);
+    free(request_id);
+    free(idp);
+    free(next);
+    return why;
+}
+
+int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t session[STORE_HASH_LEN], const char *next,
+                       char **location)
+{
+    saml_broker_t *b = saml != NULL ? saml->broker : NULL;
+    char *entity = NULL, *name_id = NULL, *format = NULL, *index = NULL, *xml = NULL;
+    char *e_name = NULL, *e_format = NULL, *e_index = NULL;
+    char id[40] = "_", instant[32], state[SAML_SP_STATE_MAX];
+    uint8_t rnd[16], state_hash[STORE_HASH_LEN];
+    int rc = 0;
+    *location = NULL;
+    if (b == NULL)
+        return 0;
+    int r = store_saml_sp_login_get(db, session, &entity, &name_id, &format, &index);
+    const saml_conn_config_t *c = r == 0 ? saml_conn_by_entity(b->bc, entity) : NULL;
+    if (r != 0 || c == NULL || c->slo_url == NULL) { /* not an IdP session, or an IdP without single logout */
+        rc = r == 0 || r == -ENOENT ? 0 : -1;
+        goto exit;
+    }
+    randombytes_buf(rnd, sizeof(rnd));
+    sodium_bin2hex(id + 1, sizeof(id) - 1, rnd, sizeof(rnd));
+    saml_time_format(time(NULL), instant, sizeof(instant));
+    e_name = saml_xml_escape(name_id);
+    e_format = format != NULL ? saml_xml_escape(format) : NULL;
+    e_index = index != NULL ? saml_xml_escape(index) : NULL;
+    if (e_name == NULL ||
+        asprintf(&xml,
+                 "<samlp:LogoutRequest xmlns:samlp=\"" NS_PROTOCOL "\" xmlns:saml=\"" NS_ASSERTION "\" ID=\"%s\" "
+                 "Version=\"2.0\" IssueInstant=\"%s\" Destination=\"%s\"><saml:Issuer>%s</saml:Issuer>"
+                 "<saml:NameID%s%s%s>%s</saml:NameID>%s%s%s</samlp:LogoutRequest>",
+                 id, instant, c->slo_url, b->entity_id, e_format != NULL ? " Format=\"" : "",
+                 e_format != NULL ? e_format : "", e_format != NULL ? "\"" : "", e_name,
+                 e_index != NULL ? "<samlp:SessionIndex>" : "", e_index != NULL ? e_index : "",
+                 e_index != NULL ? "</samlp:SessionIndex>" : "") < 0) {
+        xml = NULL;
+        rc = -1;
+        goto exit;
+    }
+    gw_random_token(SAML_SP_STATE_BYTES, state, sizeof(state), state_hash);
+    if (store_saml_sp_logout_put(db, state_hash, id, c->name, next, SAML_SP_REQUEST_TTL) != 0 ||
+        (*location = malloc(LOCATION_MAX)) == NULL ||
+        saml_broker_redirect(b, c->slo_url, "SAMLRequest", xml, state, *location, LOCATION_MAX) != 0) {
+        free(*location);
+        *location = NULL;
+        rc = -1;
+    }
+    sodium_memzero(state, sizeof(state));
+exit:
+    free(entity);
+    free(name_id);
+    free(format);
+    free(index);
+    free(e_name);
+    free(e_format);
+    free(e_index);
+    free(xml);
+    return rc;
+}
+
 static void slo_run(gw_job_t *job, gw_worker_t *w)
 {
     slo_job_t *j = (slo_job_t *)job;
@@ -261,7 +394,8 @@ static void slo_run(gw_job_t *job, gw_worker_t *w)
         j->reason = "database";
         return;
     }
-    j->reason = slo(j, db, &c, &ended);
+    int response = strstr(j->query, "SAMLResponse=") != NULL && strstr(j->query, "SAMLRequest=") == NULL;
+    j->reason = response ? logout_response(j, db, &c) : slo(j, db, &c, &ended);
     j->ok = j->reason == NULL;
     snprintf(actor, sizeof(actor), "saml:%s", c != NULL ? c->name : "(unknown)");
     if (j->ok)
@@ -269,15 +403,18 @@ static void slo_run(gw_job_t *job, gw_worker_t *w)
     else
         snprintf(details, sizeof(details), "{\"reason\":\"%s\"}", j->reason);
     store_audit_event_t ev = {.actor = actor,
-                              .action = "saml.sp.logout",
+                              .action = response ? "saml.sp.logout_response" : "saml.sp.logout",
                               .target = "anonymous",
                               .outcome = j->ok ? "success" : "failure",
                               .source_addr = j->source,
                               .details = details};
     if (store_audit_append(db, &ev) != 0)
         gw_log("error", "audit", "append_failed", "action", "saml.sp.logout", NULL);
-    gw_log("info", "saml", j->ok ? "sp.logout" : "sp.logout_refused", "idp", c != NULL ? c->name : "(unknown)",
-           "reason", j->reason, NULL);
+    gw_log("info", "saml",
+           response ? "sp.logout_response"
+           : j->ok  ? "sp.logout"
+                    : "sp.logout_refused",
+           "idp", c != NULL ? c->name : "(unknown)", "reason", j->reason, NULL);
 }
 
 static void slo_done(gw_job_t *job)
@@ -285,7 +422,7 @@ static void slo_done(gw_job_t *job)
     slo_job_t *j = (slo_job_t *)job;
     h2o_req_t *req = job->req;
     if (req != NULL) {
-        if (j->ok && j->location[0] != '\0')
+        if (j->location[0] != '\0' && (j->ok || j->location[0] == '/')) /* a refused answer still moves on */
             gw_send_redirect(req, 303, h2o_strdup(&req->pool, j->location, SIZE_MAX).base);
         else if (j->ok)
             gw_send_message(req, 200, "Signed out", "You are signed out of portier.", "/login", "Sign in again");

@@ -147,13 +147,14 @@ int store_user_set_profile(store_t *st, int64_t user_id, const char *email, cons
 }
 
 int store_saml_sp_login_put(store_t *st, const uint8_t session[STORE_HASH_LEN], const char *idp, const char *name_id,
-                            const char *session_index)
+                            const char *format, const char *session_index)
 {
-    const int lengths[] = {STORE_HASH_LEN, 0, 0, 0};
-    const char *p[] = {(const char *)session, idp, name_id, session_index};
+    const int lengths[] = {STORE_HASH_LEN, 0, 0, 0, 0};
+    const char *p[] = {(const char *)session, idp, name_id, format, session_index};
     return store_run(st,
-                     "INSERT INTO saml_sp_logins (session_hash, idp, name_id, session_index) VALUES ($1, $2, $3, $4)",
-                     4, p, lengths);
+                     "INSERT INTO saml_sp_logins (session_hash, idp, name_id, name_id_format, session_index) "
+                     "VALUES ($1, $2, $3, $4, $5)",
+                     5, p, lengths);
 }
 
 int store_saml_sp_logout(store_t *st, const char *idp, const char *name_id, const char *session_index)
@@ -179,4 +180,70 @@ int store_saml_sp_logout(store_t *st, const char *idp, const char *name_id, cons
     }
     PQclear(res);
     return rc != 0 ? rc : ended;
+}
+
+int store_saml_sp_login_get(store_t *st, const uint8_t session[STORE_HASH_LEN], char **idp, char **name_id,
+                            char **format, char **session_index)
+{
+    const int lengths[] = {STORE_HASH_LEN};
+    const char *p[] = {(const char *)session};
+    *idp = *name_id = *format = *session_index = NULL;
+    PGresult *res =
+        store_exec(st, "SELECT idp, name_id, session_index, name_id_format FROM saml_sp_logins WHERE session_hash = $1",
+                   1, p, lengths);
+    int rc = store_result_status(res, 1);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(res) == 0) {
+        rc = -ENOENT;
+    } else {
+        *idp = strdup(PQgetvalue(res, 0, 0));
+        *name_id = strdup(PQgetvalue(res, 0, 1));
+        *session_index = PQgetisnull(res, 0, 2) ? NULL : strdup(PQgetvalue(res, 0, 2));
+        *format = PQgetisnull(res, 0, 3) ? NULL : strdup(PQgetvalue(res, 0, 3));
+        if (*idp == NULL || *name_id == NULL)
+            rc = -ENOMEM;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int store_saml_sp_logout_put(store_t *st, const uint8_t state[STORE_HASH_LEN], const char *request_id, const char *idp,
+                             const char *next, unsigned ttl)
+{
+    char secs[STORE_I64_LEN];
+    const int lengths[] = {STORE_HASH_LEN, 0, 0, 0, 0};
+    store_i64(secs, ttl);
+    const char *p[] = {(const char *)state, request_id, idp, next, secs};
+    return store_run(st,
+                     "WITH purged AS (DELETE FROM saml_sp_logouts WHERE expires_at < now()) "
+                     "INSERT INTO saml_sp_logouts (state_hash, request_id, idp, next, expires_at) "
+                     "VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::bigint))",
+                     5, p, lengths);
+}
+
+int store_saml_sp_logout_take(store_t *st, const uint8_t state[STORE_HASH_LEN], char **request_id, char **idp,
+                              char **next)
+{
+    const int lengths[] = {STORE_HASH_LEN};
+    const char *p[] = {(const char *)state};
+    *request_id = *idp = *next = NULL;
+    PGresult *res = store_exec(st,
+                               "DELETE FROM saml_sp_logouts WHERE state_hash = $1 RETURNING request_id, idp, next, "
+                               "expires_at > now()",
+                               1, p, lengths);
+    int rc = store_result_status(res, 1);
+    if (rc != 0)
+        return rc;
+    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 3), "t") != 0) {
+        rc = -ENOENT;
+    } else {
+        *request_id = strdup(PQgetvalue(res, 0, 0));
+        *idp = strdup(PQgetvalue(res, 0, 1));
+        *next = strdup(PQgetvalue(res, 0, 2));
+        if (*request_id == NULL || *idp == NULL || *next == NULL)
+            rc = -ENOMEM;
+    }
+    PQclear(res);
+    return rc;
 }

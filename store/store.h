@@ -288,10 +288,19 @@ int store_user_set_profile(store_t *st, int64_t user_id, const char *email, cons
 
 /* Records which IdP subject opened a session (for single logout). */
 int store_saml_sp_login_put(store_t *st, const uint8_t session[STORE_HASH_LEN], const char *idp, const char *name_id,
-                            const char *session_index) __attribute__((warn_unused_result));
+                            const char *format, const char *session_index) __attribute__((warn_unused_result));
 /* Ends every session opened by (idp, name_id[, session_index]) on every instance: the count (>= 0) or < 0. */
 int store_saml_sp_logout(store_t *st, const char *idp, const char *name_id, const char *session_index)
     __attribute__((warn_unused_result));
+
+/* The IdP subject behind a session (malloc'd strings; session_index may be NULL), or -ENOENT. */
+int store_saml_sp_login_get(store_t *st, const uint8_t session[STORE_HASH_LEN], char **idp, char **name_id,
+                            char **format, char **session_index) __attribute__((warn_unused_result));
+/* A LogoutRequest sent to an IdP (SP-initiated logout), answered through `state`; take: single use, -ENOENT. */
+int store_saml_sp_logout_put(store_t *st, const uint8_t state[STORE_HASH_LEN], const char *request_id, const char *idp,
+                             const char *next, unsigned ttl) __attribute__((warn_unused_result));
+int store_saml_sp_logout_take(store_t *st, const uint8_t state[STORE_HASH_LEN], char **request_id, char **idp,
+                              char **next) __attribute__((warn_unused_result));
 
 /* Revocation listener connection: LISTEN on STORE_NOTIFY_CHANNEL, then wait. */
 int store_listen(store_t *st) __attribute__((warn_unused_result));

@@ -43,7 +43,19 @@ CREATE TABLE saml_sp_logins (
     session_hash  bytea PRIMARY KEY REFERENCES sessions (id_hash) ON DELETE CASCADE,
     idp           text NOT NULL,
     name_id       text NOT NULL,
+    name_id_format text,
     session_index text,
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX saml_sp_logins_subject ON saml_sp_logins (idp, name_id);
+
+-- saml_sp_logouts: a LogoutRequest portier sent to an enterprise IdP when the user signed out (SP-initiated single
+-- logout), keyed by the hash of the RelayState it carries; `next` is where the browser goes once the IdP answers
+-- (portier's own SP logout walk, or the sign-in page). Single use.
+CREATE TABLE saml_sp_logouts (
+    state_hash bytea PRIMARY KEY CHECK (length(state_hash) = 32),
+    request_id text NOT NULL,
+    idp        text NOT NULL,
+    next       text NOT NULL,
+    expires_at timestamptz NOT NULL
+);

@@ -129,24 +129,38 @@ def parse_redirect(location):
 def logout_request_query(idp, destination, name_id, session_index=None, key=None, sha1=False, relay_state=None,
                          request_id=None, issue_offset=0):
     """The query string of a LogoutRequest over HTTP-Redirect, signed (SAML bindings 3.4.4.1) with `key` (default
-    the IdP's own; None-signing when key is False)."""
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
+    the IdP's own; unsigned when key is False)."""
     si = "<samlp:SessionIndex>%s</samlp:SessionIndex>" % session_index if session_index else ""
     xml = (f'<samlp:LogoutRequest xmlns:samlp="{NS["samlp"]}" xmlns:saml="{NS["saml"]}" ID="{request_id or new_id()}" '
            f'Version="2.0" IssueInstant="{instant(issue_offset)}" Destination="{destination}">'
            f'<saml:Issuer>{idp.entity_id}</saml:Issuer><saml:NameID Format="{PERSISTENT}">{name_id}</saml:NameID>'
            f'{si}</samlp:LogoutRequest>')
+    return redirect_query("SAMLRequest", xml, relay_state, idp.key if key is None else key, sha1)
+
+
+def redirect_query(param, xml, relay_state=None, key=None, sha1=False):
+    """param=DEFLATE+base64(xml)[&RelayState]&SigAlg&Signature (SAML bindings 3.4.4.1); unsigned when key is False."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
     z = zlib.compressobj(9, zlib.DEFLATED, -15)
     data = z.compress(xml.encode()) + z.flush()
-    q = "SAMLRequest=" + urllib.parse.quote(base64.b64encode(data).decode(), safe="")
+    q = param + "=" + urllib.parse.quote(base64.b64encode(data).decode(), safe="")
     if relay_state:
         q += "&RelayState=" + urllib.parse.quote(relay_state, safe="")
     if key is False:
         return q
     alg = "http://www.w3.org/2000/09/xmldsig#rsa-sha1" if sha1 else "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
     q += "&SigAlg=" + urllib.parse.quote(alg, safe="")
-    with open(key or idp.key, "rb") as f:
+    with open(key, "rb") as f:
         pk = serialization.load_pem_private_key(f.read(), None)
     sig = pk.sign(q.encode(), padding.PKCS1v15(), hashes.SHA1() if sha1 else hashes.SHA256())
     return q + "&Signature=" + urllib.parse.quote(base64.b64encode(sig).decode(), safe="")
+
+
+def logout_response_query(idp, destination, in_response_to, relay_state, key=None,
+                          status="urn:oasis:names:tc:SAML:2.0:status:Success"):
+    xml = (f'<samlp:LogoutResponse xmlns:samlp="{NS["samlp"]}" xmlns:saml="{NS["saml"]}" ID="{new_id()}" '
+           f'Version="2.0" IssueInstant="{instant()}" Destination="{destination}" InResponseTo="{in_response_to}">'
+           f'<saml:Issuer>{idp.entity_id}</saml:Issuer><samlp:Status><samlp:StatusCode Value="{status}"/>'
+           f'</samlp:Status></samlp:LogoutResponse>')
+    return redirect_query("SAMLResponse", xml, relay_state, idp.key if key is None else key)

@@ -338,3 +338,55 @@ def test_company_sign_in_in_chromium(env, tmp_path, how):
     seen = json.loads(r.stdout.split("saml sp flow ok ", 1)[1])
     assert seen["headers"]["x-portier-user"] == "wendy"
     assert seen["headers"]["x-portier-groups"] == "staff"
+
+
+def logout_redirect(env, cookie):
+    r = env.p.logout(cookie)
+    assert r.status_code == 303
+    return r.headers["location"]
+
+
+def test_sp_initiated_logout_goes_to_the_idp_and_back(env):
+    cookie, index = signed_in_session(env, "acme-slo-4", "olga")
+    location = logout_redirect(env, cookie)
+    assert location.startswith(env.acme.slo_url + "?SAMLRequest="), location
+    xml, q = saml_test_idp.parse_redirect(location)
+    req = saml_test_idp.etree.fromstring(xml)
+    ns = saml_test_idp.NS
+    assert req.tag.endswith("LogoutRequest") and req.get("Destination") == env.acme.slo_url
+    assert req.find("saml:Issuer", ns).text == env.sp_entity
+    assert req.find("saml:NameID", ns).text == "acme-slo-4"
+    assert req.find("samlp:SessionIndex", ns).text == index
+    raw = urllib.parse.urlsplit(location).query
+    md = env.p.get("/saml/sp/metadata").text
+    cert = x509.load_der_x509_certificate(base64.b64decode(re.search(r"<ds:X509Certificate>([^<]*)<", md).group(1)))
+    cert.public_key().verify(base64.b64decode(q["Signature"]), raw[:raw.index("&Signature=")].encode(),
+                             padding.PKCS1v15(), hashes.SHA256())
+    assert env.p.proxied("/app", cookie).status_code == 401  # gone at portier already
+    answer = saml_test_idp.logout_response_query(env.acme, env.p.base + "/saml/sp/slo", req.get("ID"),
+                                                 q["RelayState"])
+    r = env.p.get("/saml/sp/slo?" + answer)
+    assert r.status_code == 303 and r.headers["location"] == "/login?logged_out=1"
+    row = env.audit("saml.sp.logout_response")[-1]
+    assert row[0] == "saml:acme" and row[2] == "success"
+    # the state is single use
+    r = env.p.get("/saml/sp/slo?" + answer)
+    assert r.status_code == 400 and '"unknown_request"' in env.audit("saml.sp.logout_response")[-1][3]
+
+
+def test_sp_initiated_logout_response_forged_is_audited(env):
+    cookie, _ = signed_in_session(env, "acme-slo-5", "pia")
+    xml, q = saml_test_idp.parse_redirect(logout_redirect(env, cookie))
+    rid = saml_test_idp.etree.fromstring(xml).get("ID")
+    answer = saml_test_idp.logout_response_query(env.acme, env.p.base + "/saml/sp/slo", rid, q["RelayState"],
+                                                 key=env.attacker.key)
+    r = env.p.get("/saml/sp/slo?" + answer)
+    assert r.status_code == 303 and r.headers["location"] == "/login?logged_out=1"  # the user moves on anyway
+    row = env.audit("saml.sp.logout_response")[-1]
+    assert row[2] == "failure" and '"bad_signature"' in row[3]
+
+
+def test_password_session_logout_does_not_involve_an_idp(env):
+    env.p.setup("quinn", email="quinn@elsewhere.test")
+    r = env.p.login("quinn")
+    assert env.p.logout(session_of(r)).headers["location"] == "/login?logged_out=1"
