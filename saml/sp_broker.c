@@ -249,7 +249,6 @@ typedef struct st_login_job_t {
     const saml_conn_config_t *conn;
     char return_to[POL_RETURN_TO_MAX + 1];
     char state[SAML_SP_STATE_MAX], browser[SAML_SP_STATE_MAX];
-    int new_browser;
     int from_form; /* discovery by email from the login page's form */
     char source[64];
     int ok;
@@ -325,8 +324,7 @@ static void login_done(gw_job_t *job)
         if (!j->ok) {
             gw_send_unavailable(req);
         } else {
-            if (j->new_browser)
-                set_browser_cookie(req, j->browser);
+            set_browser_cookie(req, j->browser); /* also renews its lifetime for this sign-in */
             if (j->from_form)
                 send_continue_page(req, j->location);
             else
@@ -370,12 +368,10 @@ static int on_login(h2o_handler_t *self, h2o_req_t *req)
                   sizeof(j->return_to));
     /* one browser value for all the sign-ins this browser starts (two tabs must not invalidate each other) */
     h2o_iovec_t have = gw_get_cookie(req, SAML_SP_BROWSER_COOKIE);
-    if (have.base != NULL && have.len >= 40 && have.len < sizeof(j->browser) && token_chars(have.base, have.len)) {
+    if (have.base != NULL && have.len >= 40 && have.len < sizeof(j->browser) && token_chars(have.base, have.len))
         memcpy(j->browser, have.base, have.len);
-    } else {
+    else
         gw_random_token(SAML_SP_STATE_BYTES, j->browser, sizeof(j->browser), NULL);
-        j->new_browser = 1;
-    }
     gw_peer_addr(req, j->source, sizeof(j->source));
     gw_job_submit(gw_loop_of(req), req, &j->super, login_run, login_done);
     return 0;

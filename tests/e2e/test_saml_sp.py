@@ -390,3 +390,15 @@ def test_password_session_logout_does_not_involve_an_idp(env):
     env.p.setup("quinn", email="quinn@elsewhere.test")
     r = env.p.login("quinn")
     assert env.p.logout(session_of(r)).headers["location"] == "/login?logged_out=1"
+
+
+def test_two_sign_ins_in_one_browser_share_the_browser_value(env):
+    """A second tab must not invalidate the first: the browser value is reused (and its lifetime renewed)."""
+    rid1, rs1, browser, _ = env.start()
+    r = env.p.get("/saml/sp/login?idp=acme", cookies={saml_sp_env.BROWSER_COOKIE: browser})
+    assert r.cookies[saml_sp_env.BROWSER_COOKIE] == browser
+    resp = env.response(rid=rid1, name_id="acme-1001", attributes={"mail": "carol@acme.test"},
+                        authn_class=MFA_CLASS)
+    saml_test_idp.sign(saml_test_idp.assertion_of(resp), env.acme.key, env.acme.cert)
+    r = env.post(resp, rs1, browser)
+    assert r.status_code == 303 and session_of(r)
