@@ -168,6 +168,7 @@ typedef struct st_saml_sp_expect_t {
     const saml_conn_config_t *conn; /* the connection whose metadata keys and entityID apply */
     const char *acs_url;            /* Destination and Recipient */
     const char *own_entity_id;      /* Audience */
+    const char *decrypt_key_pem;    /* our private key for EncryptedAssertion; NULL: encrypted ones are refused */
     time_t now;
 } saml_sp_expect_t;
 typedef struct st_saml_sp_assertion_t {
@@ -183,9 +184,11 @@ typedef struct st_saml_sp_assertion_t {
 /* sp_verify.c: the XML half of the assertion gatekeeper, in the order of issue #7: status Success; structure (one
  * assertion, unique IDs, signatures only on Response/Assertion) and signatures (metadata keys only, the
  * assertion covered); Issuer(s); Destination, Recipient, Audience; InResponseTo consistency; the validity window
- * is read (judged by saml_sp_check_times). NULL with out filled from the covered assertion, or the refusal reason (out
- * is then partially filled; dispose it either way). The caller makes the stored-request and replay checks. */
-const char *saml_sp_verify(xmlDocPtr doc, const saml_sp_expect_t *x, saml_sp_assertion_t *out);
+ * is read (judged by saml_sp_check_times). An EncryptedAssertion is decrypted first (see decrypt()): *doc is then
+ * replaced by the decrypted document (the caller frees whatever *doc is afterwards). NULL with out filled from the
+ * covered assertion, or the refusal reason (out is then partially filled; dispose it either way). The caller makes the
+ * stored-request and replay checks. */
+const char *saml_sp_verify(xmlDocPtr *doc, const saml_sp_expect_t *x, saml_sp_assertion_t *out);
 /* The validity window of a verified assertion at `now`, with SAML_CLOCK_SKEW: NULL, "not_yet_valid" or "expired". */
 const char *saml_sp_check_times(const saml_sp_assertion_t *a, time_t now);
 void saml_sp_assertion_dispose(saml_sp_assertion_t *a);

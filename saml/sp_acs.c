@@ -168,8 +168,12 @@ static const char *acs_validate(acs_job_t *j, store_t *db, const saml_conn_confi
         goto exit;
     }
     /* 2-5. status, signatures, issuers, Destination/Recipient/Audience: on the covered nodes only */
-    saml_sp_expect_t x = {.conn = *conn, .acs_url = b->acs_url, .own_entity_id = b->entity_id, .now = time(NULL)};
-    if ((why = saml_sp_verify(in.doc, &x, a)) != NULL)
+    saml_sp_expect_t x = {.conn = *conn,
+                          .acs_url = b->acs_url,
+                          .own_entity_id = b->entity_id,
+                          .decrypt_key_pem = b->kp.key_pem,
+                          .now = time(NULL)};
+    if ((why = saml_sp_verify(&in.doc, &x, a)) != NULL)
         goto exit;
     /* 6. InResponseTo: a request this browser started, or an allowed unsolicited response */
     if (have_req) {

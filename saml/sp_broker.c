@@ -71,6 +71,11 @@ static char *build_metadata(const saml_broker_t *b)
                      "protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">\n"
                      "    <md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s"
                      "</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>\n"
+                     "    <md:KeyDescriptor use=\"encryption\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s"
+                     "</ds:X509Certificate></ds:X509Data></ds:KeyInfo><md:EncryptionMethod "
+                     "Algorithm=\"http://www.w3.org/2009/xmlenc11#aes256-gcm\"/><md:EncryptionMethod "
+                     "Algorithm=\"http://www.w3.org/2001/04/xmlenc#aes256-cbc\"/><md:EncryptionMethod "
+                     "Algorithm=\"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p\"/></md:KeyDescriptor>\n"
                      "    <md:SingleLogoutService Binding=\"" SAML_BINDING_REDIRECT "\" Location=\"%s\"/>\n"
                      "    <md:NameIDFormat>%s</md:NameIDFormat>\n"
                      "    <md:NameIDFormat>%s</md:NameIDFormat>\n"
@@ -78,7 +83,7 @@ static char *build_metadata(const saml_broker_t *b)
                      "\" Location=\"%s\" index=\"0\" isDefault=\"true\"/>\n"
                      "  </md:SPSSODescriptor>\n"
                      "</md:EntityDescriptor>\n",
-                     b->entity_id, b->kp.cert_b64, b->slo_url, nameid_uris[SAML_NAMEID_PERSISTENT],
+                     b->entity_id, b->kp.cert_b64, b->kp.cert_b64, b->slo_url, nameid_uris[SAML_NAMEID_PERSISTENT],
                      nameid_uris[SAML_NAMEID_EMAIL], b->acs_url);
     return n < 0 ? NULL : out;
 }

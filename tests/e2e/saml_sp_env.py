@@ -19,6 +19,7 @@ class Env:
         self.dir = tempfile.mkdtemp(prefix="portier-saml-sp.", dir="/tmp")
         os.chmod(self.dir, 0o755)
         key, cert, _ = saml_peers.make_rsa(self.dir, "portier")
+        self.sp_cert = cert  # IdPs encrypt assertions for this certificate
         self.acme = saml_test_idp.TestIdP(self.dir, "acme")
         self.open = saml_test_idp.TestIdP(self.dir, "open")
         self.attacker = saml_test_idp.TestIdP(self.dir, "attacker")  # configured nowhere

@@ -164,3 +164,24 @@ def logout_response_query(idp, destination, in_response_to, relay_state, key=Non
            f'<saml:Issuer>{idp.entity_id}</saml:Issuer><samlp:Status><samlp:StatusCode Value="{status}"/>'
            f'</samlp:Status></samlp:LogoutResponse>')
     return redirect_query("SAMLResponse", xml, relay_state, idp.key if key is None else key)
+
+
+def encrypt_assertion(response, cert, block=None, transport=None):
+    """Replaces the (signed or not) Assertion of `response` by an EncryptedAssertion for `cert`: AES-256-CBC (or
+    `block`) with the key wrapped by RSA-OAEP (or `transport`)."""
+    manager = xmlsec.KeysManager()
+    manager.add_key(xmlsec.Key.from_file(cert, xmlsec.constants.KeyDataFormatCertPem, None))
+    assertion = assertion_of(response)
+    enc_data = xmlsec.template.encrypted_data_create(response, block or xmlsec.Transform.AES256,
+                                                     type=xmlsec.EncryptionType.ELEMENT, ns="xenc")
+    xmlsec.template.encrypted_data_ensure_cipher_value(enc_data)
+    key_info = xmlsec.template.encrypted_data_ensure_key_info(enc_data, ns="dsig")
+    enc_key = xmlsec.template.add_encrypted_key(key_info, transport or xmlsec.Transform.RSA_OAEP)
+    xmlsec.template.encrypted_data_ensure_cipher_value(enc_key)
+    ctx = xmlsec.EncryptionContext(manager)
+    ctx.key = xmlsec.Key.generate(xmlsec.constants.KeyDataAes, 256, xmlsec.constants.KeyDataTypeSession)
+    wrapper = etree.Element("{%s}EncryptedAssertion" % NS["saml"])
+    assertion.addprevious(wrapper)
+    wrapper.append(assertion)
+    ctx.encrypt_xml(enc_data, assertion)
+    return response

@@ -538,12 +538,55 @@ def test_non_success_status(env):
     assert "did not sign you in" in r.text
 
 
-def test_encrypted_assertion_refused(env):
+def test_encrypted_signed_assertion_is_accepted(env):
     f = Flow(env)
-    resp = signed_assertion(f)
-    enc = etree.Element(SAML + "EncryptedAssertion")
-    assertion_of(resp).addprevious(enc)
-    refused(env, f.post(resp), "encrypted_assertion")
+    resp = saml_test_idp.encrypt_assertion(signed_assertion(f), env.sp_cert)
+    assert b"EncryptedAssertion" in etree.tostring(resp) and b"victim-id" not in etree.tostring(resp)
+    r = f.post(resp)
+    assert r.status_code == 303 and session_of(r), (r.status_code, env.last_reason())
+
+
+def test_encrypted_assertion_under_a_response_signature_is_accepted(env):
+    f = Flow(env)
+    resp = saml_test_idp.encrypt_assertion(f.response(), env.sp_cert)
+    sign(resp, env.acme.key, env.acme.cert)
+    r = f.post(resp)
+    assert r.status_code == 303 and session_of(r), (r.status_code, env.last_reason())
+
+
+def test_encrypted_unsigned_assertion_refused(env):
+    f = Flow(env)
+    refused(env, f.post(saml_test_idp.encrypt_assertion(f.response(), env.sp_cert)), "unsigned")
+
+
+def test_encrypted_assertion_for_another_key_refused(env):
+    f = Flow(env)
+    refused(env, f.post(saml_test_idp.encrypt_assertion(signed_assertion(f), env.attacker.cert)), "decrypt")
+
+
+def test_encrypted_with_rsa_pkcs1_v15_key_transport_refused(env):
+    import xmlsec
+    f = Flow(env)
+    resp = saml_test_idp.encrypt_assertion(signed_assertion(f), env.sp_cert, transport=xmlsec.Transform.RSA_PKCS1)
+    refused(env, f.post(resp), "encryption_algorithm")
+
+
+def test_encrypted_and_plain_assertion_together_refused(env):
+    f = Flow(env)
+    resp = saml_test_idp.encrypt_assertion(signed_assertion(f), env.sp_cert)
+    resp.append(evil_assertion(f))
+    refused(env, f.post(resp), "assertion_count")
+
+
+def test_response_signature_kept_after_decrypted_content_is_swapped(env):
+    """A Response signed over one ciphertext with the EncryptedAssertion replaced by another (validly encrypted for
+    us but not what the IdP signed): the Response signature no longer matches."""
+    f = Flow(env)
+    resp = saml_test_idp.encrypt_assertion(f.response(), env.sp_cert)
+    sign(resp, env.acme.key, env.acme.cert)
+    other = saml_test_idp.encrypt_assertion(f.response(name_id="admin-id", attributes=EVIL_ATTRS), env.sp_cert)
+    resp.replace(resp.find(SAML + "EncryptedAssertion"), other.find(SAML + "EncryptedAssertion"))
+    refused(env, f.post(resp), "bad_signature")
 
 
 def test_oversized_response(env):

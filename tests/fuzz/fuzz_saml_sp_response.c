@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
                               .own_entity_id = "https://sp.fuzz/saml/sp/metadata",
                               .now = time(NULL)};
         saml_sp_assertion_t a;
-        const char *why = saml_sp_verify(in.doc, &x, &a);
+        const char *why = saml_sp_verify(&in.doc, &x, &a);
         if (why == NULL) /* accepted without our key's signature: the gatekeeper is broken */
             abort();
         saml_sp_assertion_dispose(&a);

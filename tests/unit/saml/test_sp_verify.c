@@ -171,7 +171,7 @@ static xmlDocPtr parse(const char *xml)
 static const char *verify(xmlDocPtr doc, saml_sp_assertion_t *a)
 {
     saml_sp_expect_t x = {.conn = &conn, .acs_url = ACS, .own_entity_id = AUDIENCE, .now = time(NULL)};
-    const char *why = saml_sp_verify(doc, &x, a);
+    const char *why = saml_sp_verify(&doc, &x, a);
     xmlFreeDoc(doc);
     return why;
 }
