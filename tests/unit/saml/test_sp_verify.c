@@ -160,10 +160,12 @@ static xmlDocPtr reparse(xmlDocPtr doc)
     return out;
 }
 
-static xmlDocPtr parse(const char *xml)
+/* Parses and frees xml (the strings built above). */
+static xmlDocPtr parse(char *xml)
 {
     const char *why = NULL;
     xmlDocPtr doc = saml_xml_parse(xml, strlen(xml), &why);
+    free(xml);
     assert_non_null(doc);
     return doc;
 }
@@ -181,7 +183,6 @@ static const char *reason_of(char *xml, const char *what, const char *key, const
 {
     saml_sp_assertion_t a;
     xmlDocPtr doc = parse(xml);
-    free(xml);
     if (what != NULL)
         sign(doc, what, key, cert);
     const char *why = verify(reparse(doc), &a);
