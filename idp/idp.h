@@ -7,6 +7,11 @@
 
 #include "gateway/gateway.h"
 
+/* The half-authenticated state (after a first factor, before the second): also started by the SAML broker when
+ * an enterprise IdP's sign-in does not satisfy portier's MFA policy. */
+#define IDP_MFA_COOKIE        "__Host-portier-mfa"
+#define IDP_MFA_CHALLENGE_TTL 300 /* seconds */
+
 /* Registers /login, /setup, /logout on hostconf. Call once at start-up (computes the dummy hash). */
 void idp_register(gw_server_t *server, h2o_hostconf_t *hostconf);
 

@@ -23,8 +23,6 @@ int idp_password_accept(const gw_server_t *server, const store_user_t *user, int
                         char *out, size_t outlen, char *reason, size_t reason_len);
 
 /* mfa.c: /login/mfa, /account/mfa, /account/mfa/qr.svg */
-#define IDP_MFA_COOKIE              "__Host-portier-mfa" /* the half-authenticated state (5 minutes) */
-#define IDP_MFA_CHALLENGE_TTL       300
 #define IDP_SESSION_PUBLIC_ID_BYTES 16
 void idp_mfa_register(gw_server_t *server, h2o_hostconf_t *hostconf);
 

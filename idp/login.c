@@ -19,6 +19,7 @@
 
 #include "idp/internal.h"
 #include "policy/policy.h"
+#include "saml/saml.h"
 
 #define USERNAME_MAX        256
 #define PASSWORD_MAX_BYTES  1024 /* 128 code points of up to 4 bytes, with room to spare; longer is refused */
@@ -73,6 +74,8 @@ typedef struct st_logout_job_t {
     char source[64];
     int saml;           /* the SAML IdP is on: SPs this session signed in to are logged out too */
     char slo_state[64]; /* set when there are such SPs: the browser walks /saml/slo/next with it */
+    struct st_saml_idp_t *saml_idp;
+    char *idp_logout; /* an enterprise IdP opened the session: its single logout first (malloc'd URL) */
 } logout_job_t;
 
 static void set_session_cookie(h2o_req_t *req, gw_server_t *server, const char *cookie)
@@ -82,19 +85,36 @@ static void set_session_cookie(h2o_req_t *req, gw_server_t *server, const char *
 
 /* ---- /login ---- */
 
+#define LOGIN_SSO_BUTTONS 6 /* connections shown as buttons; more are reached by email-domain discovery */
+
 static void render_login(h2o_req_t *req, gw_server_t *server, int status, const char *return_to, const char *username,
                          const char *error, const char *notice)
 {
     char min_length[16];
     snprintf(min_length, sizeof(min_length), "%u", server->conf->password_min_length);
-    gw_tpl_var_t vars[] = {{"csrf", gw_csrf_token(req)},
-                           {"return_to", return_to},
-                           {"username", username},
-                           {"error", error},
-                           {"notice", notice},
-                           {"min_length", min_length},
-                           {"forgot", gw_mail_configured(server->conf) ? "1" : NULL}};
-    gw_send_page(req, status, "login.html", vars, sizeof(vars) / sizeof(vars[0]));
+    gw_tpl_var_t vars[5 + 3 + 2 * LOGIN_SSO_BUTTONS] = {{"csrf", gw_csrf_token(req)},
+                                                        {"return_to", return_to},
+                                                        {"username", username},
+                                                        {"error", error},
+                                                        {"notice", notice},
+                                                        {"min_length", min_length},
+                                                        {"forgot", gw_mail_configured(server->conf) ? "1" : NULL}};
+    size_t n = 7;
+    /* "Sign in with your company account": discovery by email domain, and a button per connection */
+    const saml_broker_config_t *bc = server->conf->saml != NULL ? &server->conf->saml->broker : NULL;
+    static const char *const names[LOGIN_SSO_BUTTONS][2] = {{"sso_1", "sso_1_label"}, {"sso_2", "sso_2_label"},
+                                                            {"sso_3", "sso_3_label"}, {"sso_4", "sso_4_label"},
+                                                            {"sso_5", "sso_5_label"}, {"sso_6", "sso_6_label"}};
+    for (size_t i = 0; bc != NULL && i != bc->num_conns && i != LOGIN_SSO_BUTTONS; ++i) {
+        vars[n++] = (gw_tpl_var_t){names[i][0], bc->conns[i].name};
+        vars[n++] = (gw_tpl_var_t){names[i][1], bc->conns[i].label};
+    }
+    if (bc != NULL && bc->num_conns != 0) {
+        vars[n++] = (gw_tpl_var_t){"sso", "1"};
+        /* the buttons are links (a form's redirect to another site would fall under CSP form-action 'self') */
+        vars[n++] = (gw_tpl_var_t){"return_to_q", gw_url_encode(&req->pool, return_to != NULL ? return_to : "/")};
+    }
+    gw_send_page(req, status, "login.html", vars, n);
 }
 
 /* After a right password: OUTCOME_OK (no second factor due), OUTCOME_MFA (the user has one), OUTCOME_MFA_ENROL
@@ -138,7 +158,10 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
     int found = store_user_get(db, j->username, &user);
     if (found == -EIO)
         goto done;
-    int usable = found == 0 && !user.disabled;
+    /* users of a domain whose IdP has sso_only cannot use a password: refused like a wrong one (no enumeration) */
+    const saml_broker_config_t *bc = conf->saml != NULL ? &conf->saml->broker : NULL;
+    int sso_only = bc != NULL && (saml_sso_only(bc, j->username) || (found == 0 && saml_sso_only(bc, user.email)));
+    int usable = found == 0 && !user.disabled && !sso_only;
     if (usable) { /* the throttle gate comes before the check, so parallel attempts cannot overrun it */
         store_throttle_policy_t pol = {conf->throttle_free, conf->throttle_max_delay, conf->throttle_hard_lock};
         if (store_throttle_reserve(db, user.id, &pol, &allowed, &failures) != 0)
@@ -174,7 +197,11 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
     } else {
         j->outcome = OUTCOME_DENIED;
         if (found == 0)
-            reason = user.disabled ? "disabled" : !allowed ? "locked" : hash == NULL ? "no_password" : "bad_password";
+            reason = user.disabled  ? "disabled"
+                     : sso_only     ? "sso_only"
+                     : !allowed     ? "locked"
+                     : hash == NULL ? "no_password"
+                                    : "bad_password";
         gw_spray_fingerprint(j->server->spray, j->password, j->fingerprint);
         if (allowed && usable && failures == conf->throttle_hard_lock) {
             atomic_fetch_add(&gw_metrics.lockouts, 1);
@@ -560,6 +587,13 @@ static void logout_run(gw_job_t *job, gw_worker_t *w)
         if (store_saml_logout_start(db, j->hash, state_hash) <= 0)
             j->slo_state[0] = '\0';
     }
+    if (j->saml) { /* an enterprise IdP that opened this session is told first, then the walk above continues */
+        char next[sizeof(j->slo_state) + 32] = "/login?logged_out=1";
+        if (j->slo_state[0] != '\0')
+            snprintf(next, sizeof(next), "/saml/slo/next?state=%s", j->slo_state);
+        if (saml_broker_logout(j->saml_idp, db, j->hash, next, &j->idp_logout) != 0)
+            gw_log("error", "idp", "logout.idp_slo_failed", NULL);
+    }
     if (store_session_delete(db, j->hash) == 0) {
         idp_audit(db, who, "logout", who, "success", j->source, NULL);
         gw_log("info", "idp", "logout", "user", who + 5, "source", j->source, NULL);
@@ -572,7 +606,9 @@ static void logout_done(gw_job_t *job)
     if (job->req != NULL) {
         gw_server_t *server = gw_loop_of(job->req)->server;
         gw_set_cookie(job->req, server->conf->session_cookie, "", 0);
-        if (j->slo_state[0] != '\0') {
+        if (j->idp_logout != NULL) {
+            gw_send_redirect(job->req, 303, h2o_strdup(&job->req->pool, j->idp_logout, SIZE_MAX).base);
+        } else if (j->slo_state[0] != '\0') {
             char *loc = h2o_mem_alloc_pool(&job->req->pool, sizeof(j->slo_state) + 32);
             snprintf(loc, sizeof(j->slo_state) + 32, "/saml/slo/next?state=%s", j->slo_state);
             gw_send_redirect(job->req, 303, loc);
@@ -580,6 +616,7 @@ static void logout_done(gw_job_t *job)
             gw_send_redirect(job->req, 303, "/login?logged_out=1");
         }
     }
+    free(j->idp_logout);
     free(j);
 }
 
@@ -606,6 +643,7 @@ static int on_logout(h2o_handler_t *self, h2o_req_t *req)
     logout_job_t *j = calloc(1, sizeof(*j));
     gw_sha256(cookie.base, cookie.len, j->hash);
     j->saml = server->saml != NULL;
+    j->saml_idp = server->saml;
     gw_cache_evict_session(server->cache, j->hash); /* this instance at once; the others through NOTIFY */
     atomic_fetch_add(&gw_metrics.logouts, 1);
     gw_peer_addr(req, j->source, sizeof(j->source));

@@ -35,6 +35,12 @@ int saml_check(const gw_config_t *conf, char *err, size_t errlen)
     if (saml_keypair_load(&kp, conf->saml->key_file, conf->saml->cert_file, err, errlen) != 0)
         return -1;
     saml_keypair_dispose(&kp);
+    /* the broker's own key pair (saml.sp.key / certificate), when it has one */
+    const saml_broker_config_t *bc = &conf->saml->broker;
+    if (bc->key_file != NULL && saml_keypair_load(&kp, bc->key_file, bc->cert_file, err, errlen) != 0)
+        return -1;
+    if (bc->key_file != NULL)
+        saml_keypair_dispose(&kp);
     return 0;
 }
 

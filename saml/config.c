@@ -5,6 +5,7 @@
  *
  *   saml:
  *     idp: { entity_id, key, certificate, persistent_id_key, assertion_lifetime, max_message }
+ *     sp: { entity_id, key, certificate, connections }   portier as SP to enterprise IdPs: see sp_config.c
  *     sp_dir: DIR                       every *.xml file there is an SP with the default settings
  *     service_providers:
  *       - { metadata, name, groups, name_id_format, attributes, attribute_names, sign, encrypt_assertion,
@@ -514,6 +515,8 @@ saml_config_t *saml_config_load(gw_config_ctx_t *ctx, struct yaml_node_s *node)
             load_idp(ctx, c, vn);
         } else if (strcmp(k, "service_providers") == 0) {
             load_sp_list(ctx, c, vn);
+        } else if (strcmp(k, "sp") == 0) {
+            saml_broker_config_load(ctx, &c->broker, vn);
         } else if (strcmp(k, "sp_dir") == 0) {
             const char *v = gw_config_scalar(ctx, vn, "saml.sp_dir");
             if (v != NULL && *v != '\0') {
@@ -547,6 +550,7 @@ void saml_config_free(saml_config_t *c)
         saml_sp_metadata_dispose(&sp->md);
     }
     free(c->sps);
+    saml_broker_config_dispose(&c->broker);
     free(c->entity_id);
     free(c->key_file);
     free(c->cert_file);

@@ -112,6 +112,8 @@ saml_idp_t *saml_idp_create(const gw_config_t *conf, const char *state_dir, char
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
+    if (sc->broker.enabled && (idp->broker = saml_broker_create(conf, err, errlen)) == NULL)
+        goto fail;
     free(nameid_file);
     free(next_key);
     free(next_cert);
@@ -128,6 +130,7 @@ void saml_idp_destroy(saml_idp_t *idp)
 {
     if (idp == NULL)
         return;
+    saml_broker_destroy(idp->broker);
     saml_lasso_destroy(idp->lasso);
     saml_keypair_dispose(&idp->kp);
     saml_keypair_dispose(&idp->next);
@@ -261,7 +264,8 @@ static void add(h2o_hostconf_t *hostconf, saml_idp_t *idp, const char *path, int
 
 void saml_register(saml_idp_t *idp, struct st_gw_server_t *server, h2o_hostconf_t *hostconf)
 {
-    (void)server;
+    if (idp->broker != NULL) /* /saml/sp/... before any shorter /saml prefix */
+        saml_broker_register(idp->broker, server, hostconf);
     add(hostconf, idp, METADATA_PATH, on_metadata);
     add(hostconf, idp, POST_JS_PATH, on_post_js);
     saml_sso_register(idp, hostconf);

@@ -124,6 +124,7 @@ struct st_saml_idp_t {
     saml_lasso_t *lasso;
     saml_sp_stats_t *stats; /* one per SP */
     _Atomic unsigned long long unknown_sp;
+    struct st_saml_broker_t *broker; /* saml.sp: NULL when not configured */
 };
 
 const saml_sp_config_t *saml_sp_by_entity(const saml_idp_t *idp, const char *entity_id, size_t *index);
@@ -165,5 +166,63 @@ void saml_send_post_form(struct st_h2o_req_t *req, const char *url, const char *
 /* ---- time ---- */
 /* "YYYY-MM-DDThh:mm:ssZ" of t (UTC, gmtime_r). out >= 21 bytes. */
 void saml_time_format(time_t t, char *out, size_t outlen);
+
+/* ---- the broker (sp_*.c): portier as a service provider to enterprise IdPs ---- */
+typedef struct st_saml_sp_expect_t {
+    const saml_conn_config_t *conn; /* the connection whose metadata keys and entityID apply */
+    const char *acs_url;            /* Destination and Recipient */
+    const char *own_entity_id;      /* Audience */
+    const char *decrypt_key_pem;    /* our private key for EncryptedAssertion; NULL: encrypted ones are refused */
+    time_t now;
+} saml_sp_expect_t;
+typedef struct st_saml_sp_assertion_t {
+    char *in_response_to; /* of the bearer SubjectConfirmationData (the Response's, when present, agrees); or NULL */
+    char *assertion_id, *name_id, *name_id_format, *authn_class, *session_index;
+    time_t not_before;      /* Conditions/@NotBefore, 0 when absent */
+    time_t not_on_or_after; /* the earlier of Conditions' and the bearer data's */
+    struct {
+        char *name, *value;
+    } * attrs; /* one entry per AttributeValue */
+    size_t num_attrs;
+} saml_sp_assertion_t;
+/* sp_verify.c: the XML half of the assertion gatekeeper, in the order of issue #7: status Success; structure (one
+ * assertion, unique IDs, signatures only on Response/Assertion) and signatures (metadata keys only, the
+ * assertion covered); Issuer(s); Destination, Recipient, Audience; InResponseTo consistency; the validity window
+ * is read (judged by saml_sp_check_times). An EncryptedAssertion is decrypted first (see decrypt()): *doc is then
+ * replaced by the decrypted document (the caller frees whatever *doc is afterwards). NULL with out filled from the
+ * covered assertion, or the refusal reason (out is then partially filled; dispose it either way). The caller makes the
+ * stored-request and replay checks. */
+const char *saml_sp_verify(xmlDocPtr *doc, const saml_sp_expect_t *x, saml_sp_assertion_t *out);
+/* The validity window of a verified assertion at `now`, with SAML_CLOCK_SKEW: NULL, "not_yet_valid" or "expired". */
+const char *saml_sp_check_times(const saml_sp_assertion_t *a, time_t now);
+void saml_sp_assertion_dispose(saml_sp_assertion_t *a);
+int saml_sp_parse_instant(const char *s, time_t *out);
+
+/* sp_broker.c: the broker's state, built once at start (main thread), read-only afterwards. */
+typedef struct st_saml_broker_t {
+    const gw_config_t *conf;
+    const saml_broker_config_t *bc;
+    struct st_gw_server_t *server;
+    char *entity_id, *acs_url, *slo_url, *metadata;
+    saml_keypair_t kp;
+    struct evp_pkey_st *key; /* signs AuthnRequests (HTTP-Redirect binding, RSA-SHA256) */
+} saml_broker_t;
+saml_broker_t *saml_broker_create(const gw_config_t *conf, char *err, size_t errlen);
+void saml_broker_destroy(saml_broker_t *b);
+void saml_broker_register(saml_broker_t *b, struct st_gw_server_t *server, struct st_h2o_hostconf_t *hostconf);
+const saml_conn_config_t *saml_conn_by_name(const saml_broker_config_t *bc, const char *name);
+const saml_conn_config_t *saml_conn_by_entity(const saml_broker_config_t *bc, const char *entity_id);
+/* A signed HTTP-Redirect binding URL: dest?param=DEFLATE+base64(xml)[&RelayState]&SigAlg(RSA-SHA256)&Signature. */
+int saml_broker_redirect(const saml_broker_t *b, const char *dest, const char *param, const char *xml,
+                         const char *relay_state, char *location, size_t len);
+/* sp_acs.c */
+void saml_acs_register(saml_broker_t *b, struct st_h2o_hostconf_t *hostconf);
+/* sp_slo.c: /saml/sp/slo, single logout requested by an enterprise IdP */
+#define SAML_SP_SLO_PATH "/saml/sp/slo"
+void saml_slo_sp_register(saml_broker_t *b, struct st_h2o_hostconf_t *hostconf);
+#define SAML_SP_BROWSER_COOKIE "__Host-portier-saml-sp" /* SameSite=None: it must ride along the IdP's POST */
+#define SAML_SP_STATE_BYTES    32
+#define SAML_SP_STATE_MAX      48
+#define SAML_SP_REQUEST_TTL    600 /* seconds a user may spend at the IdP */
 
 #endif

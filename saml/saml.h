@@ -72,6 +72,56 @@ typedef struct st_saml_sp_config_t {
     size_t line;        /* where it was configured, for messages */
 } saml_sp_config_t;
 
+struct yaml_node_s;
+typedef struct st_gw_config_ctx_t gw_config_ctx_t;
+/* ---- the broker: portier as a service provider to enterprise IdPs (issue #7) ---- */
+#define SAML_MAX_CONNECTIONS 64
+
+typedef enum { SAML_MATCH_EMAIL, SAML_MATCH_USERNAME } saml_match_t;
+
+/* One enterprise IdP ("connection"): saml.sp.connections[]. */
+typedef struct st_saml_conn_config_t {
+    char *name;          /* ?idp=NAME, audit actor "saml:NAME", login page button */
+    char *label;         /* button text; default: the name */
+    char *metadata_file; /* the IdP's metadata (absolute path) */
+    char *entity_id;     /* EntityDescriptor/@entityID: the only accepted Issuer */
+    char *sso_url;       /* SingleSignOnService, HTTP-Redirect binding */
+    char *slo_url;       /* SingleLogoutService, HTTP-Redirect binding, or NULL */
+    char **certs;        /* signing certificates (PEM) from the metadata, the only keys ever trusted */
+    size_t num_certs;
+    char **domains; /* email domains it owns (home-realm discovery, sso_only), lower case */
+    size_t num_domains;
+    saml_match_t match;            /* how a first login finds an existing user */
+    int jit;                       /* create unknown users */
+    int sso_only;                  /* users of `domains` cannot sign in with a password */
+    int idp_initiated;             /* unsolicited responses accepted */
+    saml_nameid_t nameid;          /* NameIDPolicy/@Format requested */
+    char *attr[5];                 /* attribute names: SAML_CA_* */
+    char **group_from, **group_to; /* group_map: IdP group -> portier group (empty: the IdP's names as they are) */
+    size_t num_group_map;
+    char **mfa_contexts; /* AuthnContextClassRef values that count as multi-factor */
+    size_t num_mfa_contexts;
+    size_t line;
+} saml_conn_config_t;
+enum { SAML_CA_USERNAME, SAML_CA_EMAIL, SAML_CA_DISPLAY_NAME, SAML_CA_GROUPS, SAML_CA_UNUSED };
+
+typedef struct st_saml_broker_config_t {
+    int enabled;     /* a saml.sp section exists */
+    char *entity_id; /* NULL = <public_url>/saml/sp/metadata */
+    char *key_file;  /* NULL = saml.idp.key */
+    char *cert_file; /* NULL = saml.idp.certificate */
+    saml_conn_config_t *conns;
+    size_t num_conns;
+} saml_broker_config_t;
+
+/* sp_config.c: the saml.sp section (called by saml_config_load). */
+void saml_broker_config_load(gw_config_ctx_t *ctx, saml_broker_config_t *b, struct yaml_node_s *node);
+void saml_broker_config_dispose(saml_broker_config_t *b);
+/* The connection owning the domain of `email` (case-insensitive), or NULL. */
+const saml_conn_config_t *saml_conn_for_email(const saml_broker_config_t *b, const char *email);
+/* 1 when `login` (a user name or email address) belongs to a connection with sso_only set. */
+int saml_sso_only(const saml_broker_config_t *b, const char *login);
+
 typedef struct st_saml_config_t {
     char *entity_id;       /* saml.idp.entity_id; NULL = <public_url>/saml/metadata */
     char *key_file;        /* saml.idp.key: PEM RSA private key, 0600 */
@@ -86,11 +136,10 @@ typedef struct st_saml_config_t {
     char *sp_dir;            /* saml.sp_dir: every *.xml there is an SP with default settings */
     saml_sp_config_t *sps;
     size_t num_sps;
+    saml_broker_config_t broker; /* saml.sp */
 } saml_config_t;
 
 /* ---- configuration (config.c), called by gateway/config.c for the top-level `saml` key ---- */
-struct yaml_node_s;
-typedef struct st_gw_config_ctx_t gw_config_ctx_t;
 /* Parses and validates the section; errors go through gw_config_error. Returns the section (possibly
  * incomplete when errors were reported: the whole configuration is then discarded). */
 saml_config_t *saml_config_load(gw_config_ctx_t *ctx, struct yaml_node_s *node);
@@ -111,6 +160,13 @@ void saml_idp_destroy(saml_idp_t *idp);
 char *saml_metrics_render(const saml_idp_t *idp, size_t *len);
 /* Registers /saml/... on hostconf. */
 void saml_register(saml_idp_t *idp, struct st_gw_server_t *server, struct st_h2o_hostconf_t *hostconf);
+
+/* SP-initiated single logout towards an enterprise IdP. Worker thread, before the session row is deleted: when an
+ * IdP with a logout endpoint opened `session`, records a signed LogoutRequest and sets *location (malloc'd) to the
+ * URL the browser goes to; its answer continues to `next` (a path of ours). *location NULL: nothing to do. 0 or -1. */
+struct st_store_t;
+int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t session[32], const char *next,
+                       char **location);
 
 /* ---- CLI ---- */
 /* `portier keys saml-rotate`: without a next key, makes <key>.next and <certificate>.next (published from the next

@@ -25,7 +25,7 @@ test_pkgs=(
     python3-jwt python3-cryptography python3-requests python3-pytest python3-pyotp python3-argon2 python3-h2 python3-aiosmtpd wamerican
     oathtool john-data chromium clang clang-format libclang-rt-14-dev valgrind wrk nginx-light
     nghttp2-client zbar-tools imagemagick
-    apache2 libapache2-mod-auth-mellon libapache2-mod-shib python3-onelogin-saml2 xmlsec1
+    apache2 libapache2-mod-auth-mellon libapache2-mod-shib python3-onelogin-saml2 xmlsec1 python3-lxml python3-xmlsec python3-pysaml2
 )
 
 case "$mode" in

@@ -259,6 +259,49 @@ int store_audit_verify(store_t *st, store_audit_verify_t *out) __attribute__((wa
 int store_audit_export(store_t *st, int64_t after, int (*cb)(void *ctx, const store_audit_row_t *row), void *ctx)
     __attribute__((warn_unused_result));
 
+/* SAML broker: portier as a service provider to enterprise IdPs (saml_sp.c). */
+typedef struct st_store_saml_sp_request_t {
+    uint8_t browser_hash[STORE_HASH_LEN]; /* SHA-256 of the starting browser's cookie value */
+    char *request_id, *idp, *return_to;
+} store_saml_sp_request_t;
+/* An AuthnRequest sent for the browser holding `browser`, answered through the state `state` (both hashes). */
+int store_saml_sp_request_put(store_t *st, const uint8_t state[STORE_HASH_LEN], const uint8_t browser[STORE_HASH_LEN],
+                              const char *request_id, const char *idp, const char *return_to, unsigned ttl)
+    __attribute__((warn_unused_result));
+/* Deletes and returns the unexpired request of `state` (single use), or -ENOENT. */
+int store_saml_sp_request_take(store_t *st, const uint8_t state[STORE_HASH_LEN], store_saml_sp_request_t *out)
+    __attribute__((warn_unused_result));
+void store_saml_sp_request_dispose(store_saml_sp_request_t *r);
+/* Records an assertion ID of an IdP until expires_at (epoch seconds): 0, -EEXIST when seen before, -EIO. */
+int store_saml_sp_assertion_seen(store_t *st, const char *idp, const char *assertion_id, int64_t expires_at)
+    __attribute__((warn_unused_result));
+/* The user linked to (idp, name_id), or -ENOENT. */
+int store_saml_sp_identity_user(store_t *st, const char *idp, const char *name_id, int64_t *user_id)
+    __attribute__((warn_unused_result));
+int store_saml_sp_identity_link(store_t *st, const char *idp, const char *name_id, int64_t user_id)
+    __attribute__((warn_unused_result));
+/* The one user with this email address (case-insensitive), or -ENOENT (none, or several). */
+int store_user_get_by_email(store_t *st, const char *email, store_user_t *out) __attribute__((warn_unused_result));
+/* Sets email / display name (NULL keeps the value): 1 when something changed (NOTIFYs "user:<id>"), 0, or < 0. */
+int store_user_set_profile(store_t *st, int64_t user_id, const char *email, const char *display_name)
+    __attribute__((warn_unused_result));
+
+/* Records which IdP subject opened a session (for single logout). */
+int store_saml_sp_login_put(store_t *st, const uint8_t session[STORE_HASH_LEN], const char *idp, const char *name_id,
+                            const char *format, const char *session_index) __attribute__((warn_unused_result));
+/* Ends every session opened by (idp, name_id[, session_index]) on every instance: the count (>= 0) or < 0. */
+int store_saml_sp_logout(store_t *st, const char *idp, const char *name_id, const char *session_index)
+    __attribute__((warn_unused_result));
+
+/* The IdP subject behind a session (malloc'd strings; session_index may be NULL), or -ENOENT. */
+int store_saml_sp_login_get(store_t *st, const uint8_t session[STORE_HASH_LEN], char **idp, char **name_id,
+                            char **format, char **session_index) __attribute__((warn_unused_result));
+/* A LogoutRequest sent to an IdP (SP-initiated logout), answered through `state`; take: single use, -ENOENT. */
+int store_saml_sp_logout_put(store_t *st, const uint8_t state[STORE_HASH_LEN], const char *request_id, const char *idp,
+                             const char *next, unsigned ttl) __attribute__((warn_unused_result));
+int store_saml_sp_logout_take(store_t *st, const uint8_t state[STORE_HASH_LEN], char **request_id, char **idp,
+                              char **next) __attribute__((warn_unused_result));
+
 /* Revocation listener connection: LISTEN on STORE_NOTIFY_CHANNEL, then wait. */
 int store_listen(store_t *st) __attribute__((warn_unused_result));
 /* Waits up to timeout_ms for notifications; calls cb for each payload. Returns 0, or -EIO when the connection

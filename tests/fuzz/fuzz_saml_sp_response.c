@@ -1,0 +1,83 @@
+/*
+ * libFuzzer: the broker's response path before any signature is trusted -- the intake gatekeeper (POST binding)
+ * and then saml_sp_verify (saml/sp_verify.c): status, the structure pins against wrapping (assertion count, ID
+ * registration, comments, signature positions), reference and transform checks, and the xmlsec verification
+ * against a connection certificate made at start-up. Input: the Response XML (base64-encoded here). Checked: no
+ * memory error, and nothing is ever accepted (the fuzzer cannot sign with the connection's key).
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "saml/internal.h"
+
+#define MAX_MESSAGE (64 * 1024)
+
+static saml_conn_config_t conn;
+static char *certs[2];
+
+/* A throw-away RSA certificate: the only key the fuzzed responses would have to be signed with. */
+static char *make_cert(void)
+{
+    EVP_PKEY *key = EVP_RSA_gen(2048);
+    X509 *x = X509_new();
+    BIO *bio = BIO_new(BIO_s_mem());
+    char *data, *pem = NULL;
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, key);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)"fuzz", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    if (X509_sign(x, key, EVP_sha256()) > 0 && PEM_write_bio_X509(bio, x) == 1) {
+        long n = BIO_get_mem_data(bio, &data);
+        pem = strndup(data, (size_t)n);
+    }
+    BIO_free(bio);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return pem;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    if (saml_lasso_init() != 0 || (certs[0] = make_cert()) == NULL)
+        abort();
+    conn.name = "fuzz";
+    conn.entity_id = "https://idp.fuzz/saml";
+    conn.certs = certs;
+    conn.num_certs = 1;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
+{
+    if (len > MAX_MESSAGE)
+        return 0;
+    char *b64 = malloc(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)b64, data, (int)len);
+    saml_intake_t in;
+    if (saml_intake(SAML_BINDING_KIND_POST, b64, strlen(b64), NULL, 2 * MAX_MESSAGE, &in) == 0) {
+        saml_sp_expect_t x = {.conn = &conn,
+                              .acs_url = "https://sp.fuzz/saml/sp/acs",
+                              .own_entity_id = "https://sp.fuzz/saml/sp/metadata",
+                              .now = time(NULL)};
+        saml_sp_assertion_t a;
+        const char *why = saml_sp_verify(&in.doc, &x, &a);
+        if (why == NULL) /* accepted without our key's signature: the gatekeeper is broken */
+            abort();
+        saml_sp_assertion_dispose(&a);
+    }
+    saml_intake_dispose(&in);
+    free(b64);
+    return 0;
+}
