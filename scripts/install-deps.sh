@@ -26,6 +26,7 @@ test_pkgs=(
     oathtool john-data chromium clang clang-format libclang-rt-14-dev valgrind wrk nginx-light
     nghttp2-client zbar-tools imagemagick
     apache2 libapache2-mod-auth-mellon libapache2-mod-shib python3-onelogin-saml2 xmlsec1 python3-lxml python3-xmlsec python3-pysaml2
+    simplesamlphp php-cli php-xml php-mbstring php-curl
 )
 
 case "$mode" in
