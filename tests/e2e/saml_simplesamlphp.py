@@ -151,10 +151,10 @@ class SimpleSAMLphpIdP:
     def start(self):
         if os.geteuid() == 0:
             subprocess.run(["chown", "-R", "www-data:www-data", self.dir], check=True)
-        self.proc = subprocess.Popen([PHP, "-S", "127.0.0.1:%d" % self.port, "-t", self.path("docroot")],
-                                     cwd=self.path("docroot"), env=self._env(), stdin=subprocess.DEVNULL,
-                                     stdout=open(self.path("log", "php-server.log"), "w"), stderr=subprocess.STDOUT,
-                                     **self._as_user())
+        with open(self.path("log", "php-server.log"), "w") as out:
+            self.proc = subprocess.Popen([PHP, "-S", "127.0.0.1:%d" % self.port, "-t", self.path("docroot")],
+                                         cwd=self.path("docroot"), env=self._env(), stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT, **self._as_user())
         ok = harness.wait_for(lambda: self.proc.poll() is not None or self._metadata_answers(), timeout=20)
         assert ok and self.proc.poll() is None, "SimpleSAMLphp did not start: " + self.log()
 
@@ -200,6 +200,11 @@ class SimpleSAMLphpIdP:
         fields = {k: html.unescape(v) for k, v in
                   re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)"', r.text)}
         return html.unescape(action.group(1)), fields
+
+    def full_log(self):
+        """SimpleSAMLphp's own log (debug level)."""
+        with open(self.path("log", "simplesamlphp.log"), errors="replace") as f:
+            return f.read()
 
     def log(self):
         out = ""

@@ -194,3 +194,19 @@ def test_invited_user_is_linked_by_email_and_gets_mapped_groups(env):
     row = audit(env, "saml.sp.login")[-1]
     assert row[0] == "saml:ssp" and row[1] == "user:pat" and row[2] == "success"
     assert not [x for x in audit(env, "user.create") if x[0] == "saml:ssp" and x[1] != "user:sam"]
+
+
+def test_simplesamlphp_checks_the_authn_request_signature(env):
+    """validate.authnrequest is really on: the same redirect with a RelayState the signature does not cover is
+    refused by SimpleSAMLphp before any login form, while the untouched one gets the form."""
+    r = env.p.get("/saml/sp/login?idp=ssp&return_to=/app")
+    assert r.status_code == 303
+    location = r.headers["location"]
+    ok = harness.requests.get(location, timeout=20)
+    assert ok.status_code == 200 and 'name="password"' in ok.text
+    forged = location.replace("&RelayState=", "&RelayState=x", 1)
+    assert forged != location
+    bad = harness.requests.get(forged, timeout=20)
+    # SimpleSAMLphp 1.19 shows its error page with status 200
+    assert 'name="password"' not in bad.text and "Unhandled exception" in bad.text, (bad.status_code, bad.text[:500])
+    assert "Unable to validate signature on query string" in env.ssp.full_log(), env.ssp.log()
