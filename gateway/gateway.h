@@ -189,6 +189,9 @@ h2o_iovec_t gw_get_cookie(h2o_req_t *req, const char *name);
 /* Adds a Set-Cookie: name=value; Path=/; Secure; HttpOnly; SameSite=Lax (max_age < 0: session cookie;
  * 0: delete). */
 void gw_set_cookie(h2o_req_t *req, const char *name, const char *value, long max_age);
+/* SHA-256 of cookie `name` into out and 1, or 0 when the request has none (or one longer than 128 bytes, which
+ * portier never issues). Cookies that stand for a row in the database are looked up by this hash only. */
+int gw_cookie_hash(h2o_req_t *req, const char *name, uint8_t out[STORE_HASH_LEN]);
 /* URL-decoded value of a form field of an application/x-www-form-urlencoded body, or of the query string.
  * Pool-allocated NUL-terminated string or NULL. Values longer than max_len are treated as absent. */
 char *gw_form_get(h2o_req_t *req, h2o_iovec_t body, const char *name, size_t max_len);

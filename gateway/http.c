@@ -249,6 +249,15 @@ h2o_iovec_t gw_get_cookie(h2o_req_t *req, const char *name)
     return h2o_iovec_init(NULL, 0);
 }
 
+int gw_cookie_hash(h2o_req_t *req, const char *name, uint8_t out[STORE_HASH_LEN])
+{
+    h2o_iovec_t c = gw_get_cookie(req, name);
+    if (c.base == NULL || c.len == 0 || c.len > 128)
+        return 0;
+    gw_sha256(c.base, c.len, out);
+    return 1;
+}
+
 void gw_set_cookie(h2o_req_t *req, const char *name, const char *value, long max_age)
 {
     char age[64] = "";

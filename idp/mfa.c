@@ -718,16 +718,8 @@ static mfa_job_t *new_job(idp_handler_t *h, h2o_req_t *req, int op)
         return NULL;
     j->server = server;
     j->op = op;
-    h2o_iovec_t c = gw_get_cookie(req, IDP_MFA_COOKIE);
-    if (c.base != NULL && c.len != 0 && c.len <= 128) {
-        j->have_challenge = 1;
-        gw_sha256(c.base, c.len, j->challenge);
-    }
-    c = gw_get_cookie(req, server->conf->session_cookie);
-    if (c.base != NULL && c.len != 0 && c.len <= 128) {
-        j->have_session = 1;
-        gw_sha256(c.base, c.len, j->session);
-    }
+    j->have_challenge = gw_cookie_hash(req, IDP_MFA_COOKIE, j->challenge);
+    j->have_session = gw_cookie_hash(req, server->conf->session_cookie, j->session);
     gw_peer_addr(req, j->source, sizeof(j->source));
     return j;
 }

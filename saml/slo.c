@@ -298,11 +298,7 @@ static slo_job_t *new_job(h2o_req_t *req, saml_idp_t *idp, int kind)
         return NULL;
     j->idp = idp;
     j->kind = kind;
-    h2o_iovec_t cookie = gw_get_cookie(req, idp->conf->session_cookie);
-    if (cookie.base != NULL && cookie.len != 0 && cookie.len <= 128) {
-        gw_sha256(cookie.base, cookie.len, j->session);
-        j->has_session = 1;
-    }
+    j->has_session = gw_cookie_hash(req, idp->conf->session_cookie, j->session);
     gw_peer_addr(req, j->source, sizeof(j->source));
     return j;
 }
