@@ -348,7 +348,7 @@ def test_portier_logout_logs_out_of_every_sp_signed_in_to(saml_env):
         assert auth.get_errors() == [], auth.get_last_error_reason()
         told.add(sp.name)
         if len(told) == 1:  # a LogoutResponse whose signature does not cover what arrives is refused
-            forged = re.sub(r"RelayState=([^&]*)", lambda m: "RelayState=" + m.group(1)[:-1] + "A", answer)
+            forged = re.sub(r"RelayState=([^&]*)", lambda m: "RelayState=" + m.group(1)[:-1] + ("B" if m.group(1).endswith("A") else "A"), answer)
             assert forged != answer
             bad = get(p, forged)
             assert bad.status_code == 400 and "location" not in bad.headers
