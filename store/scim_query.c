@@ -26,16 +26,18 @@ typedef struct st_attr_t {
 } attr_t;
 
 typedef struct st_multi_t {
-    const char *name; /* lower-case attribute */
-    const char *from; /* FROM ... WHERE <join>: the conditions are ANDed to it */
+    const char *name;     /* lower-case attribute */
+    const char *from;     /* FROM ... WHERE <join>: the conditions are ANDed to it */
+    const char *elements; /* the set-returning expression of a JSON array (sortable by its primary element) */
     const attr_t *subs;
 } multi_t;
 
 #define ENT           "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user:"
 #define ENT_JSON(key) "(u.scim->'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User'->>'" key "')"
-#define JSON_ARRAY(key)                                                                                                \
+#define JSON_ELEMENTS(key)                                                                                             \
     "jsonb_array_elements(CASE WHEN jsonb_typeof(u.scim->'" key "') = 'array' THEN u.scim->'" key                      \
-    "' ELSE '[]'::jsonb END) x WHERE true"
+    "' ELSE '[]'::jsonb END)"
+#define JSON_ARRAY(key) JSON_ELEMENTS(key) " x WHERE true", JSON_ELEMENTS(key)
 
 static const attr_t user_attrs[] = {
     {"id", T_EXACT, "u.id::text"},
@@ -102,8 +104,8 @@ static const multi_t user_multis[] = {
     {"entitlements", JSON_ARRAY("entitlements"), plural_subs},
     {"roles", JSON_ARRAY("roles"), plural_subs},
     {"x509certificates", JSON_ARRAY("x509Certificates"), plural_subs},
-    {"groups", "group_members gm JOIN groups g2 ON g2.id = gm.group_id WHERE gm.user_id = u.id", group_ref_subs},
-    {NULL, NULL, NULL}};
+    {"groups", "group_members gm JOIN groups g2 ON g2.id = gm.group_id WHERE gm.user_id = u.id", NULL, group_ref_subs},
+    {NULL, NULL, NULL, NULL}};
 
 static const attr_t group_attrs[] = {{"id", T_EXACT, "g.id::text"},
                                      {"displayname", T_STRING, "g.name"},
@@ -118,8 +120,8 @@ static const attr_t member_subs[] = {{"value", T_EXACT, "mu.id::text"},
                                      {"type", T_STRING, "'User'::text"},
                                      {NULL, 0, NULL}};
 static const multi_t group_multis[] = {
-    {"members", "group_members gm JOIN users mu ON mu.id = gm.user_id WHERE gm.group_id = g.id", member_subs},
-    {NULL, NULL, NULL}};
+    {"members", "group_members gm JOIN users mu ON mu.id = gm.user_id WHERE gm.group_id = g.id", NULL, member_subs},
+    {NULL, NULL, NULL, NULL}};
 
 typedef struct st_compiler_t {
     const attr_t *attrs;
@@ -408,23 +410,48 @@ int store_scim_compile(store_scim_type_t type, const store_filter_t *f, char **s
     return 0;
 }
 
-/* ORDER BY for sortBy: single-valued attributes only (RFC 7644 §3.4.2.3 allows the primary value of a
- * multi-valued one; not offered). */
+/* The sort key of a multi-valued attribute (`emails`, `emails.value`, `addresses.locality`): that sub-attribute
+ * of the primary element, or of the first when none is primary (RFC 7644 §3.4.2.3). NULL when `path` is not one
+ * (group references and members are joins, not sortable). */
+static const char *multi_sort_key(store_scim_type_t type, const char *path, char *out, size_t outlen)
+{
+    if (type != STORE_SCIM_USERS)
+        return NULL;
+    const char *dot = strchr(path, '.');
+    const multi_t *m = find_multi(user_multis, path, dot != NULL ? (size_t)(dot - path) : strlen(path));
+    const attr_t *sub = m != NULL && m->elements != NULL ? find_attr(m->subs, dot != NULL ? dot + 1 : "value") : NULL;
+    if (sub == NULL || sub->type == T_BOOL)
+        return NULL;
+    int n = snprintf(out, outlen,
+                     "(SELECT lower%s FROM %s WITH ORDINALITY AS e(x, n) "
+                     "ORDER BY lower(x->>'primary') = 'true' DESC NULLS LAST, n LIMIT 1)",
+                     sub->expr, m->elements);
+    return n > 0 && (size_t)n < outlen ? out : NULL;
+}
+
+/* ORDER BY for sortBy: a single-valued attribute, or the primary value of a multi-valued one. */
 static int order_by(store_scim_type_t type, const char *sort_by, int descending, char *out, size_t outlen, char *err,
                     size_t errlen)
 {
     const char *id = type == STORE_SCIM_USERS ? "u.id" : "g.id";
     const char *dir = descending ? " DESC NULLS LAST" : " ASC NULLS LAST";
+    char key[512];
     if (sort_by == NULL) {
         snprintf(out, outlen, "%s", id);
         return 0;
     }
     const attr_t *a = find_attr(type == STORE_SCIM_USERS ? user_attrs : group_attrs, sort_by);
-    if (a == NULL || a->type == T_COMPLEX) {
+    if (a != NULL && a->type != T_COMPLEX)
+        snprintf(key, sizeof(key), "%s(%s)", a->type == T_STRING ? "lower" : "", a->expr);
+    else if (a != NULL || multi_sort_key(type, sort_by, key, sizeof(key)) == NULL) {
         snprintf(err, errlen, "sortBy: %s is not an attribute results can be sorted by", sort_by);
         return -EINVAL;
     }
-    snprintf(out, outlen, "%s%s%s%s, %s%s", a->type == T_STRING ? "lower(" : "(", a->expr, ")", dir, id, dir);
+    int n = snprintf(out, outlen, "%s%s, %s%s", key, dir, id, dir);
+    if (n < 0 || (size_t)n >= outlen) {
+        snprintf(err, errlen, "sortBy: %s is too long", sort_by);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -433,7 +460,7 @@ int store_scim_query(store_t *st, const store_scim_query_t *q, int64_t *total,
                      void (*group_cb)(void *ctx, const store_scim_group_t *g), void *ctx, char *err, size_t errlen)
 {
     const char *params[STORE_MAX_PARAMS];
-    char *where = NULL, order[512];
+    char *where = NULL, order[1024];
     int nparams = 0;
     *total = 0;
     if (order_by(q->type, q->sort_by, q->descending, order, sizeof(order), err, errlen) != 0)

@@ -317,6 +317,26 @@ def test_sql_injection_through_sort_by_and_attribute_names(portier, scim, people
     assert db_snapshot(portier) == before
 
 
+def test_sort_by_a_multi_valued_attribute_uses_the_primary_value(scim):
+    def mails(*pairs):
+        return [{"value": v, "type": t, **({"primary": True} if p else {})} for v, t, p in pairs]
+    scim.create_user("s.anna", emails=mails(("anna@x.example", "work", False), ("zed@home.example", "home", True)))
+    scim.create_user("s.bert", emails=mails(("bert@y.example", "work", False), ("bert@home.example", "home", True)))
+    scim.create_user("s.cora", emails=mails(("cora@x.example", "work", False), ("aaa@home.example", "home", False)))
+    scim.create_user("s.dave")  # no emails: last either way
+
+    def order(sort_by, direction="ascending"):
+        r = scim.get("/Users", params={"filter": 'userName sw "s."', "sortBy": sort_by, "sortOrder": direction})
+        assert r.status_code == 200, r.text
+        return [x["userName"] for x in r.json()["Resources"]]
+    # the primary value, else the first: bert@home < cora@x (aaa@ is neither) < zed@home
+    assert order("emails") == ["s.bert", "s.cora", "s.anna", "s.dave"]
+    assert order("emails.value", "descending") == ["s.anna", "s.cora", "s.bert", "s.dave"]
+    assert order("EMAILS.Type")[2:] == ["s.cora", "s.dave"]  # home, home, work, none
+    for bad in ("groups", "groups.display", "emails.primary", "emails.nosuch", "members"):
+        assert_error(scim.get("/Users", params={"sortBy": bad}), 400, "invalidValue")
+
+
 def test_sort_and_pagination(scim, people):
     r = scim.get("/Users", params={"filter": 'userName sw "f."', "sortBy": "name.givenName",
                                    "sortOrder": "descending"}).json()
