@@ -77,8 +77,8 @@ static int64_t member_id(scim_ctx_t *c, json_t *m)
     return id;
 }
 
-/* Adds each member of value (array or single); rc, or -EINVAL with the response set. */
-static int add_members(scim_ctx_t *c, int64_t gid, json_t *value, changes_t *ch)
+/* Adds (add) or removes each member of value (array or single); rc, or -EINVAL with the response set. */
+static int change_members(scim_ctx_t *c, int64_t gid, json_t *value, int add, changes_t *ch)
 {
     json_t *vals = json_is_array(value) ? json_incref(value) : json_pack("[O]", value), *m;
     size_t i;
@@ -91,39 +91,31 @@ static int add_members(scim_ctx_t *c, int64_t gid, json_t *value, changes_t *ch)
             rc = -EINVAL;
             break;
         }
-        if ((rc = store_scim_member_add(c->db, gid, uid, &changed)) == -ENOENT) {
+        rc = add ? store_scim_member_add(c->db, gid, uid, &changed)
+                 : store_scim_member_remove(c->db, gid, uid, &changed);
+        if (rc == -ENOENT && add) {
             scim_error(c->resp, 400, "invalidValue", "member %lld is not a user", (long long)uid);
             rc = -EINVAL;
         }
         if (rc != 0)
             break;
-        if (changed)
+        if (changed && add)
             note(ch->added, &ch->num_added, uid);
+        else if (changed)
+            note(ch->removed, &ch->num_removed, uid);
     }
     json_decref(vals);
     return rc;
 }
 
+static int add_members(scim_ctx_t *c, int64_t gid, json_t *value, changes_t *ch)
+{
+    return change_members(c, gid, value, 1, ch);
+}
+
 static int remove_members(scim_ctx_t *c, int64_t gid, json_t *value, changes_t *ch)
 {
-    json_t *vals = json_is_array(value) ? json_incref(value) : json_pack("[O]", value), *m;
-    size_t i;
-    int rc = 0;
-    json_array_foreach(vals, i, m)
-    {
-        int64_t uid = member_id(c, m);
-        int changed = 0;
-        if (uid <= 0) {
-            rc = -EINVAL;
-            break;
-        }
-        if ((rc = store_scim_member_remove(c->db, gid, uid, &changed)) != 0)
-            break;
-        if (changed)
-            note(ch->removed, &ch->num_removed, uid);
-    }
-    json_decref(vals);
-    return rc;
+    return change_members(c, gid, value, 0, ch);
 }
 
 static const char *display_name(scim_ctx_t *c, json_t *n)
@@ -225,14 +217,7 @@ void scim_group_get(scim_ctx_t *c, int64_t id)
         return scim_error(c->resp, 404, NULL, "no group with id %lld", (long long)id);
     if (rc != 0)
         return scim_db_error(c->resp, rc);
-    scim_etag(c->resp->etag, sizeof(c->resp->etag), g.version);
-    if (c->req->if_none_match != NULL && scim_etag_listed(c->req->if_none_match, c->resp->etag)) {
-        c->resp->status = 304;
-    } else {
-        json_t *o = scim_group_json(&g, c->set->base_url);
-        scim_project(c, o);
-        scim_send(c->resp, 200, o);
-    }
+    scim_send_resource(c, g.version, scim_group_json(&g, c->set->base_url));
     store_scim_group_dispose(&g);
 }
 

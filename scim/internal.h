@@ -86,6 +86,8 @@ void scim_db_error(scim_response_t *resp, int rc);
 void scim_etag(char *out, size_t len, int64_t version);
 int scim_etag_listed(const char *header, const char *etag);
 int scim_precondition(const scim_ctx_t *c, int64_t version);
+/* GET of one resource: ETag, 304 on a matching If-None-Match, else 200 with the projected resource (steals o). */
+void scim_send_resource(scim_ctx_t *c, int64_t version, json_t *o);
 json_t *scim_parse_body(scim_ctx_t *c);
 /* Appends the audit event of a change (steals extra, which is merged into the details). */
 int scim_audit(scim_ctx_t *c, const char *action, const char *target, json_t *before, json_t *after, json_t *extra);

@@ -97,6 +97,20 @@ int scim_etag_listed(const char *header, const char *etag)
     return 0;
 }
 
+/* The answer to a GET of one resource: its ETag, then 304 when If-None-Match lists it, else the resource as
+ * attributes / excludedAttributes ask (steals o). */
+void scim_send_resource(scim_ctx_t *c, int64_t version, json_t *o)
+{
+    scim_etag(c->resp->etag, sizeof(c->resp->etag), version);
+    if (c->req->if_none_match != NULL && scim_etag_listed(c->req->if_none_match, c->resp->etag)) {
+        json_decref(o);
+        c->resp->status = 304;
+        return;
+    }
+    scim_project(c, o);
+    scim_send(c->resp, 200, o);
+}
+
 /* 412 when If-Match is present and does not list the current version. */
 int scim_precondition(const scim_ctx_t *c, int64_t version)
 {
@@ -405,14 +419,7 @@ void scim_user_get(scim_ctx_t *c, int64_t id)
         return scim_error(c->resp, 404, NULL, "no user with id %lld", (long long)id);
     if (rc != 0)
         return scim_db_error(c->resp, rc);
-    scim_etag(c->resp->etag, sizeof(c->resp->etag), u.version);
-    if (c->req->if_none_match != NULL && scim_etag_listed(c->req->if_none_match, c->resp->etag)) {
-        c->resp->status = 304;
-    } else {
-        json_t *o = scim_user_json(&u, c->set->base_url);
-        scim_project(c, o);
-        scim_send(c->resp, 200, o);
-    }
+    scim_send_resource(c, u.version, scim_user_json(&u, c->set->base_url));
     store_scim_user_dispose(&u);
 }
 
