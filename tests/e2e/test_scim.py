@@ -208,6 +208,10 @@ def test_if_match_and_if_none_match(portier, scim):
     etag = u["meta"]["version"]
     assert scim.get(path, headers={"If-None-Match": etag}).status_code == 304
     assert scim.get(path, headers={"If-None-Match": 'W/"0"'}).status_code == 200
+    g = scim.create_group("etag-group", [u["id"]])
+    same = scim.get("/Groups/" + g["id"], headers={"If-None-Match": g["meta"]["version"]})
+    assert same.status_code == 304 and same.headers["ETag"] == g["meta"]["version"] and same.text == ""
+    assert scim.get("/Groups/" + g["id"], headers={"If-None-Match": 'W/"0"'}).json()["displayName"] == "etag-group"
     before = db_snapshot(portier)
     stale = scim.patch(path, [{"op": "replace", "path": "title", "value": "x"}], headers={"If-Match": 'W/"0"'})
     assert_error(stale, 412)
