@@ -48,7 +48,8 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  serve                          run the server\n"
                  "  check-config                   validate the configuration file and exit\n"
-                 "  migrate                        apply pending database migrations\n"
+                 "  migrate                        apply pending database migrations (as database.admin_conninfo)\n"
+                 "                                 and grant the runtime role what it needs\n"
                  "  user invite NAME [--email E] [--name N] [--group G]...\n"
                  "                                 create a user and print a single-use setup link\n"
                  "  user disable NAME              disable a user and end their sessions everywhere\n"
@@ -167,15 +168,30 @@ static void log_migration(void *ctx, const char *msg)
     fprintf(stderr, "%s\n", msg);
 }
 
+/* Migrates as the owner role (database.admin_conninfo, when set), then grants the runtime role what it needs. */
 static int cmd_migrate(cli_t *cli)
 {
     if (open_db(cli) != 0)
         return 1;
-    int n = store_migrate(cli->db, log_migration, NULL);
-    if (n < 0) {
+    store_t *admin = cli->db;
+    if (cli->conf.db_admin_conninfo != NULL) {
+        char err[512];
+        if ((admin = store_open(cli->conf.db_admin_conninfo, err, sizeof(err))) == NULL) {
+            fprintf(stderr, "portier: database.admin_conninfo: cannot connect: %s\n", err);
+            return 1;
+        }
+    }
+    int n = store_migrate(admin, log_migration, NULL);
+    int granted = n < 0 || admin == cli->db ? 0 : store_grant_runtime(admin, cli->db, log_migration, NULL);
+    if (admin != cli->db)
+        store_close(admin);
+    if (n < 0 || granted != 0) {
         fprintf(stderr, "portier: migration failed\n");
         return 1;
     }
+    if (admin == cli->db && store_role_owns_audit(cli->db) == 1)
+        fprintf(stderr, "note: portier's database role can change the audit trail (it owns the tables or is a "
+                        "superuser); set database.admin_conninfo (README, 'Database roles')\n");
     printf("%d migration(s) applied; schema is up to date\n", n);
     return 0;
 }

@@ -99,6 +99,7 @@ static const key_t_ keys[] = {
     {"state_dir", K_PATH, F(state_dir), 0, 0},
     {"templates_dir", K_PATH, F(templates_dir), 0, 0},
     {"database.conninfo", K_STR, F(db_conninfo), 0, 0},
+    {"database.admin_conninfo", K_STR, F(db_admin_conninfo), 0, 0},
     {"database.pool_size", K_UINT, F(db_pool_size), 1, MAX_THREADS},
     {"session.idle_timeout", K_DURATION, F(session_idle_timeout), 1, 7 * 86400},
     {"session.absolute_timeout", K_DURATION, F(session_absolute_timeout), 1, 30 * 86400},
@@ -1468,6 +1469,7 @@ void gw_config_dispose(gw_config_t *c)
                      &c->state_dir,
                      &c->templates_dir,
                      &c->db_conninfo,
+                     &c->db_admin_conninfo,
                      &c->session_cookie,
                      &c->jwt_issuer,
                      &c->jwt_signing_key,
@@ -1486,6 +1488,8 @@ void gw_config_dispose(gw_config_t *c)
                      &c->mfa_algorithm};
     if (c->db_conninfo != NULL) /* may carry a password */
         explicit_bzero(c->db_conninfo, strlen(c->db_conninfo));
+    if (c->db_admin_conninfo != NULL)
+        explicit_bzero(c->db_admin_conninfo, strlen(c->db_admin_conninfo));
     for (size_t i = 0; i != sizeof(strs) / sizeof(strs[0]); ++i)
         free(*strs[i]);
     free_list(c->jwt_previous_keys);

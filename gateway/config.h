@@ -46,8 +46,9 @@ typedef struct st_gw_config_t {
     char *templates_dir; /* templates_dir, default PORTIER_SOURCE_DIR "/templates" */
 
     /* database */
-    char *db_conninfo;     /* database.conninfo (libpq conninfo string), required */
-    unsigned db_pool_size; /* reserved; workers each hold one connection */
+    char *db_conninfo;       /* database.conninfo (libpq conninfo string), required */
+    char *db_admin_conninfo; /* database.admin_conninfo: the owner role `migrate` uses; NULL: db_conninfo */
+    unsigned db_pool_size;   /* reserved; workers each hold one connection */
 
     /* sessions */
     unsigned session_idle_timeout;     /* session.idle_timeout seconds, default 1800 */

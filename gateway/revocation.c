@@ -67,7 +67,12 @@ static void *listener_main(void *arg)
     while (!atomic_load(&server->shutting_down)) {
         if (db == NULL) {
             char err[256];
-            if ((db = store_open(server->conf->db_conninfo, err, sizeof(err))) == NULL || store_listen(db) != 0) {
+            db = store_open(server->conf->db_conninfo, err, sizeof(err));
+            if (db != NULL && !had_connection && store_role_owns_audit(db) == 1)
+                gw_log("warn", "store", "audit.role_can_modify", "detail",
+                       "database.conninfo's role owns the audit table or is a superuser: set database.admin_conninfo",
+                       NULL);
+            if (db == NULL || store_listen(db) != 0) {
                 if (db != NULL) {
                     store_close(db);
                     db = NULL;

@@ -46,6 +46,7 @@ config="$STATE/portier.yaml"
 "$repo/scripts/gen-dev-keys.sh" "$STATE"
 conninfo="$("$repo/scripts/pg.sh" start "$STATE/pg" | tail -n 1)"
 [[ "$conninfo" == host=* ]] || die "pg.sh did not print a conninfo"
+app_conninfo="$("$repo/scripts/pg.sh" app-conninfo "$STATE/pg")"
 
 umask 077
 cat >"$config.tmp" <<EOF
@@ -62,7 +63,8 @@ server:
 state_dir: "$STATE"
 templates_dir: "$repo/templates"
 database:
-  conninfo: "$conninfo"
+  conninfo: "$app_conninfo"       # portier serves as a role that cannot change the audit trail
+  admin_conninfo: "$conninfo"     # the schema's owner, for `portier migrate`
 identity:
   signing_key: "$STATE/keys/jwt.pem"
 routes:

@@ -5,9 +5,12 @@
 #   scripts/pg.sh stop DIR       fast shutdown (no error when it is not running)
 #   scripts/pg.sh status DIR     exit 0 when running, 3 when not
 #   scripts/pg.sh conninfo DIR   prints "host=DIR/socket dbname=portier user=portier"
+#   scripts/pg.sh app-conninfo DIR  prints the same for the role portier runs as: user=portier_app
 #
 # Layout: DIR/data (cluster), DIR/socket (Unix socket; listen_addresses = ''), DIR/pg.log (server log).
-# Superuser `portier`, local trust authentication, database `portier`. fsync, full_page_writes and
+# Superuser `portier` (owns the schema: `portier migrate` connects as it through database.admin_conninfo),
+# login role `portier_app` (no superuser, owns nothing: the role portier serves as, database.conninfo; the
+# migration grants it what it needs), local trust authentication, database `portier`. fsync, full_page_writes and
 # synchronous_commit stay on: the durability tests rely on them.
 #
 # PostgreSQL refuses to run as root. As root, every server command runs as Debian's `postgres` user
@@ -20,6 +23,7 @@ set -euo pipefail
 
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_SUPERUSER=portier
+PG_APP_ROLE=portier_app
 PG_DATABASE=portier
 START_TIMEOUT=60 # seconds
 
@@ -29,7 +33,7 @@ die() {
 }
 
 usage() {
-    echo "usage: $0 start|stop|status|conninfo DIR" >&2
+    echo "usage: $0 start|stop|status|conninfo|app-conninfo DIR" >&2
     exit 2
 }
 
@@ -184,6 +188,13 @@ start() {
         run_pg "$PG_BIN/psql" -X -q -h "$sock" -U "$PG_SUPERUSER" -d postgres -v ON_ERROR_STOP=1 \
             -c "CREATE DATABASE $PG_DATABASE" >&2 || die "CREATE DATABASE $PG_DATABASE failed"
     fi
+    exists="$(run_pg "$PG_BIN/psql" -X -q -A -t -h "$sock" -U "$PG_SUPERUSER" -d postgres \
+        -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_APP_ROLE'")" || die "cannot connect to $sock"
+    if [[ "$exists" != 1 ]]; then
+        run_pg "$PG_BIN/psql" -X -q -h "$sock" -U "$PG_SUPERUSER" -d postgres -v ON_ERROR_STOP=1 \
+            -c "CREATE ROLE $PG_APP_ROLE LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE" >&2 ||
+            die "CREATE ROLE $PG_APP_ROLE failed"
+    fi
     echo "$conninfo"
 }
 
@@ -211,5 +222,6 @@ case "$cmd" in
         fi
         ;;
     conninfo) echo "$conninfo" ;;
+    app-conninfo) echo "${conninfo/user=$PG_SUPERUSER/user=$PG_APP_ROLE}" ;;
     *) usage ;;
 esac

@@ -51,6 +51,9 @@ int store_run_one(store_t *st, const char *sql, int nparams, const char *const *
  * only unwinds one level (a failed inner part reports its error; the outermost caller then rolls back). This
  * lets a composite change (SCIM write + audit row + NOTIFY) reuse single-purpose functions atomically. */
 int store_begin(store_t *st);
+/* Formats a message for a migration-style log callback (log may be NULL; trailing newlines dropped). */
+__attribute__((format(printf, 3, 4))) void store_say(void (*log)(void *ctx, const char *msg), void *ctx,
+                                                     const char *fmt, ...);
 int store_commit(store_t *st);
 /* Rolls back when a transaction is open; always leaves the store outside a transaction. */
 void store_rollback(store_t *st);

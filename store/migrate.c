@@ -18,8 +18,7 @@
 #define MIGRATION_LOCK_KEY "7370001" /* pg_advisory_lock key reserved for migrations */
 #define LOG_MSG_LEN        512
 
-__attribute__((format(printf, 3, 4))) static void say(void (*log)(void *ctx, const char *msg), void *ctx,
-                                                      const char *fmt, ...)
+void store_say(void (*log)(void *ctx, const char *msg), void *ctx, const char *fmt, ...)
 {
     char msg[LOG_MSG_LEN];
     va_list ap;
@@ -63,8 +62,8 @@ static int apply(store_t *st, const store_migration_t *m, void (*log)(void *ctx,
     st->queries++;
     PGresult *res = PQexec(st->conn, m->sql);
     if (res == NULL || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)) {
-        say(log, ctx, "migration %s failed: %s", m->name,
-            res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(st->conn));
+        store_say(log, ctx, "migration %s failed: %s", m->name,
+                  res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(st->conn));
         PQclear(res);
         store_rollback(st);
         return -EIO;
@@ -76,10 +75,10 @@ static int apply(store_t *st, const store_migration_t *m, void (*log)(void *ctx,
         rc = store_commit(st);
     if (rc != 0) {
         store_rollback(st);
-        say(log, ctx, "migration %s failed: could not record it", m->name);
+        store_say(log, ctx, "migration %s failed: could not record it", m->name);
         return -EIO;
     }
-    say(log, ctx, "applied migration %s", m->name);
+    store_say(log, ctx, "applied migration %s", m->name);
     return 0;
 }
 
@@ -104,7 +103,7 @@ int store_migrate(store_t *st, void (*log)(void *ctx, const char *msg), void *ct
     if (rc == 0) {
         for (int i = 0; i != PQntuples(applied); ++i) /* the database is newer than this binary: say so */
             if (!is_known((int)strtol(PQgetvalue(applied, i, 0), NULL, 10)))
-                say(log, ctx, "database has migration %s, unknown to this binary", PQgetvalue(applied, i, 0));
+                store_say(log, ctx, "database has migration %s, unknown to this binary", PQgetvalue(applied, i, 0));
         for (const store_migration_t *m = store_migrations; m->name != NULL; ++m) {
             if (is_applied(applied, m->version))
                 continue;

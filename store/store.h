@@ -57,6 +57,13 @@ int store_ping(store_t *st);
 /* Applies pending migrations, each in its own transaction, recorded in schema_migrations. Idempotent.
  * Reports each applied migration to `log` (may be NULL). Returns number applied (>= 0) or -EIO. */
 int store_migrate(store_t *st, void (*log)(void *ctx, const char *msg), void *ctx);
+/* After migrating as the owner role (admin): grants the role of `runtime` what portier needs at run time, and
+ * no more (audit_events: read and insert only), taking over objects that role still owns. Says to `log` when
+ * both are the same role (nothing to do). 0 or -EIO. */
+int store_grant_runtime(store_t *admin, store_t *runtime, void (*log)(void *ctx, const char *msg), void *ctx);
+/* 1 when this connection's role could change the audit trail (superuser, or owner of audit_events), 0 when
+ * not, < 0 on error. */
+int store_role_owns_audit(store_t *st);
 
 void store_user_dispose(store_user_t *u);
 void store_session_dispose(store_session_t *s);

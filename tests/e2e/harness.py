@@ -87,7 +87,12 @@ class Postgres:
         self.conninfo = out.stdout.strip().splitlines()[-1]
 
     def conninfo_for(self, dbname):
+        """The superuser (schema owner): tests read and tamper with the database through it."""
         return re.sub(r"dbname=\S+", "dbname=" + dbname, self.conninfo)
+
+    def app_conninfo_for(self, dbname):
+        """The role portier serves as (scripts/pg.sh creates it; `portier migrate` grants it)."""
+        return self.conninfo_for(dbname).replace("user=portier", "user=portier_app")
 
     def create_database(self):
         name = "t_" + secrets.token_hex(6)
@@ -231,7 +236,7 @@ class Portier:
   access_log: {self.access_log}
 state_dir: {self.dir}
 templates_dir: {ROOT}/templates
-database: {{ conninfo: "{pg.conninfo_for(self.dbname)}" }}
+database: {{ conninfo: "{pg.app_conninfo_for(self.dbname)}", admin_conninfo: "{pg.conninfo_for(self.dbname)}" }}
 session: {{ idle_timeout: {idle}, absolute_timeout: {absolute}, cookie_name: {SESSION_COOKIE} }}
 login:
   password_min_length: 15
