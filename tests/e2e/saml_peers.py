@@ -9,7 +9,9 @@ import urllib.parse
 import zlib
 
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
@@ -131,10 +133,27 @@ def sp_process_slo(sp, url, request_id=None):
     return auth, out
 
 
-def redirect_xml(url):
-    """The AuthnRequest XML inside an HTTP-Redirect URL."""
+def sp_answer_slo_with_status(sp, url, status):
+    """The SP answers a LogoutRequest that reached its SLO endpoint as `url` with a signed LogoutResponse carrying
+    the top-level `status` (python3-saml itself only ever answers Success): the redirect URL of that answer."""
+    q = {k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlparse(url).query).items()}
+    request_id = re.search(r' ID="([^"]+)"', redirect_xml(url)).group(1)
+    auth = OneLogin_Saml2_Auth(sp._request("/slo/" + sp.name, get=q), sp.settings)
+    builder = OneLogin_Saml2_Logout_Response(auth.get_settings())
+    builder.build(request_id)
+    xml = builder.get_xml().replace("urn:oasis:names:tc:SAML:2.0:status:Success", status)
+    assert status in xml
+    params = {"SAMLResponse": OneLogin_Saml2_Utils.deflate_and_base64_encode(xml)}
+    if "RelayState" in q:
+        params["RelayState"] = q["RelayState"]
+    auth.add_response_signature(params, sp.settings["security"]["signatureAlgorithm"])
+    return auth.redirect_to(auth.get_settings().get_idp_slo_response_url(), params)
+
+
+def redirect_xml(url, param="SAMLRequest"):
+    """The XML of the SAML message `param` (SAMLRequest or SAMLResponse) inside an HTTP-Redirect URL."""
     q = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
-    return zlib.decompress(base64.b64decode(q["SAMLRequest"][0]), -15).decode()
+    return zlib.decompress(base64.b64decode(q[param][0]), -15).decode()
 
 
 def redirect_url(base, xml, relay_state=None, extra=None):
