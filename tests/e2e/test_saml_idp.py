@@ -484,6 +484,43 @@ def test_sp_logout_request_for_a_session_that_is_gone_is_answered_success(saml_e
     assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
 
 
+# ---- SSO is activity for the idle timeout ----
+
+IDLE = 5  # seconds (session.idle_timeout of the instance below)
+
+
+@pytest.fixture(scope="module")
+def short_idle_env(make_portier):
+    d = tempfile.mkdtemp(prefix="portier-saml-idle.", dir="/tmp")
+    os.chmod(d, 0o755)
+    idp_key, idp_cert, idp_body = saml_peers.make_rsa(d, "idp")
+    port = harness.free_port()
+    base = "https://127.0.0.1:%d" % port
+    sp = saml_peers.OneLoginSP(d, "py", base, idp_body)
+    yaml = f"""saml:
+  idp: {{ key: {idp_key}, certificate: {idp_cert} }}
+  service_providers:
+    - {{ metadata: {sp.metadata_path}, name: py }}
+"""
+    p = start_on(make_portier, port, base, yaml, idle="%ds" % IDLE, absolute="1h")
+    p.setup(USER, groups=["staff"], email=EMAIL, name=NAME)
+    yield {"portier": p, "sps": {"py": sp}}
+
+
+def test_sso_keeps_the_session_alive_past_the_idle_timeout(short_idle_env):
+    """Two sessions signed in together; only one is used for SSO, after 3 s. At 6.5 s (past the 5 s idle timeout
+    for the other one, 3.5 s after the SSO) the first is alive and the second has expired. Margins are >= 1.5 s."""
+    p = short_idle_env["portier"]
+    used, unused = fresh_session(short_idle_env), fresh_session(short_idle_env)
+    start = time.monotonic()
+    time.sleep(3.0)
+    url, rid = short_idle_env["sps"]["py"].login_url()
+    assertion_ok(short_idle_env, "py", get(p, url, used), rid)
+    time.sleep(max(0.0, start + IDLE + 1.5 - time.monotonic()))
+    assert p.proxied("/", unused).status_code == 401  # no activity: idle for 6.5 s
+    assert p.proxied("/", used).status_code == 200  # the SSO 3.5 s ago restarted its idle timer
+
+
 # ---- refusals: a clear error page, no assertion, an audit event ----
 
 def refused(r, status, text):
