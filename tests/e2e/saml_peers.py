@@ -9,6 +9,7 @@ import urllib.parse
 import zlib
 
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
@@ -48,7 +49,7 @@ class OneLoginSP:
     hands the POSTed form to the library as the ACS would receive it)."""
 
     def __init__(self, directory, name, idp_base, idp_cert_body, port=9, sign_requests=True, encrypt=False,
-                 sha1=False, binding="redirect", requested_authn_context=True):
+                 sha1=False, binding="redirect", requested_authn_context=True, slo_binding="redirect"):
         self.name = name
         self.port = port
         self.entity_id = "http://127.0.0.1:%d/sp/%s" % (port, name)
@@ -65,7 +66,8 @@ class OneLoginSP:
                 "assertionConsumerService": {"url": self.acs,
                                              "binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"},
                 "singleLogoutService": {"url": "http://127.0.0.1:%d/slo/%s" % (port, name),
-                                        "binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"},
+                                        "binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-" +
+                                                   ("Redirect" if slo_binding == "redirect" else "POST")},
                 "NameIDFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
                 "x509cert": cert_body,
                 "privateKey": key_pem,
@@ -122,6 +124,19 @@ def sp_logout_url(sp, auth):
     url = lo.logout(name_id=auth.get_nameid(), session_index=auth.get_session_index(),
                     name_id_format=auth.get_nameid_format(), nq=auth.get_nameid_nq(), spnq=auth.get_nameid_spnq())
     return url, lo.get_last_request_id()
+
+
+def sp_logout_post_fields(sp, auth, relay_state="/bye"):
+    """The SP's LogoutRequest for the session `auth` received, over HTTP-POST (an enveloped RSA-SHA256 signature
+    by the SP's key): (form fields, request id)."""
+    lo = OneLogin_Saml2_Logout_Request(OneLogin_Saml2_Settings(sp.settings), name_id=auth.get_nameid(),
+                                       session_index=auth.get_session_index(), nq=auth.get_nameid_nq(),
+                                       name_id_format=auth.get_nameid_format(), spnq=auth.get_nameid_spnq())
+    with open(sp.key) as k, open(sp.cert) as c:
+        signed = OneLogin_Saml2_Utils.add_sign(lo.get_xml(), k.read(), c.read(), sign_algorithm=RSA_SHA256,
+                                               digest_algorithm=SHA256)
+    signed = signed.decode() if isinstance(signed, bytes) else signed
+    return {"SAMLRequest": base64.b64encode(signed.encode()).decode(), "RelayState": relay_state}, lo.id
 
 
 def sp_process_slo(sp, url, request_id=None):

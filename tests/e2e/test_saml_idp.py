@@ -29,6 +29,7 @@ def saml_env(make_portier, keys):
     base = "https://127.0.0.1:%d" % port
     sps = {
         "py": saml_peers.OneLoginSP(d, "py", base, idp_body),
+        "pypost": saml_peers.OneLoginSP(d, "pypost", base, idp_body, slo_binding="post"),
         "pyenc": saml_peers.OneLoginSP(d, "pyenc", base, idp_body, encrypt=True),
         "staffonly": saml_peers.OneLoginSP(d, "staffonly", base, idp_body),
         "email": saml_peers.OneLoginSP(d, "email", base, idp_body),
@@ -47,6 +48,7 @@ def saml_env(make_portier, keys):
     sign_metadata: true
   service_providers:
     - {{ metadata: {sps['py'].metadata_path}, name: py, attribute_names: basic, idp_initiated: true }}
+    - {{ metadata: {sps['pypost'].metadata_path}, name: pypost }}
     - {{ metadata: {sps['pyenc'].metadata_path}, name: pyenc, encrypt_assertion: true, attribute_names: uri,
         name_id_format: transient }}
     - {{ metadata: {sps['staffonly'].metadata_path}, name: staffonly, groups: [admins] }}
@@ -464,6 +466,38 @@ def test_sp_initiated_logout_is_partial_when_another_sp_answers_with_an_error(sa
     sp_auth, _ = saml_peers.sp_process_slo(saml_env["sps"]["py"], loc, lrid)
     assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
     assert p.proxied("/", cookie).status_code == 401
+
+
+def test_sp_initiated_logout_over_post_is_answered_over_post_after_the_walk(saml_env):
+    """The HTTP-POST binding: the LogoutRequest arrives as a cross-site POST (no portier cookie rides along), the
+    walk runs as with HTTP-Redirect, and the answer is an auto-submitting form to the SP's POST logout endpoint,
+    its signature checked with the xmlsec1 CLI against portier's certificate."""
+    p = saml_env["portier"]
+    cookie = fresh_session(saml_env)
+    auths = signed_in_to(saml_env, cookie, ("pypost", "py"))
+    sp = saml_env["sps"]["pypost"]
+    fields, lrid = saml_peers.sp_logout_post_fields(sp, auths["pypost"], relay_state="/bye")
+    r = harness.requests.post(p.url("/saml/slo"), data=fields, verify=False, allow_redirects=False, timeout=10)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    _, token, _ = harness.cookie_attributes(harness.set_cookie_for(r, WALK_COOKIE))
+    harness.register_secret(token)
+    assert p.proxied("/", cookie).status_code == 401
+    r = walk_get(p.url(r.headers["location"]), token)
+    other = told_to_log_out(saml_env, "py", r.headers["location"], auths["py"])
+    sp_auth, answer = saml_peers.sp_process_slo(other, r.headers["location"])
+    assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
+    r = walk_get(p.url(walk_get(answer, None).headers["location"]), token)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    action, form = saml_peers.form_fields(r.text)
+    assert action == sp.settings["sp"]["singleLogoutService"]["url"] and form["RelayState"] == "/bye"
+    xml = saml_peers.decode_response(form["SAMLResponse"])
+    assert 'InResponseTo="%s"' % lrid in xml and "status:Success" in xml and "PartialLogout" not in xml, xml
+    path = os.path.join(saml_env["dir"], "logout-response.xml")
+    with open(path, "w") as f:
+        f.write(xml)
+    ok = subprocess.run(["xmlsec1", "--verify", "--pubkey-cert-pem", saml_env["idp_cert"], "--id-attr:ID",
+                         "urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse", path], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
 
 
 def test_sp_logout_request_for_a_session_that_is_gone_is_answered_success(saml_env):
