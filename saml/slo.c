@@ -332,7 +332,7 @@ static void end_walk(slo_job_t *j, store_t *db, LassoServer *ls, const uint8_t s
 {
     store_saml_walk_t w;
     int r = store_saml_logout_walk_get(db, state_hash, &w);
-    if (r == -EIO || r == -ENOMEM)
+    if (r != 0 && r != -ENOENT)
         return; /* unavailable */
     if (r == 0 && w.initiator != NULL) {
         answer_initiator(j, db, ls, &w, state_hash);
@@ -376,6 +376,7 @@ static void slo_next(slo_job_t *j, store_t *db, LassoServer *ls)
             free(j->url); /* a half-taken message */
             free(j->body);
             j->url = j->body = NULL;
+            j->outcome = OUT_UNAVAILABLE;
             gw_log("info", "saml", "slo.sp_not_told", "sp", sp != NULL ? sp->name : "(removed)", NULL);
             if (store_saml_logout_partial(db, state_hash) != 0)
                 gw_log("error", "saml", "slo.partial_not_recorded", NULL);
