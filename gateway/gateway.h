@@ -249,6 +249,11 @@ int gw_mfa_key(const gw_config_t *conf, uint8_t key[GW_MFA_KEY_LEN], char *err, 
 store_t *gw_store_open(const gw_config_t *conf, const uint8_t *audit_key, char *err, size_t errlen);
 
 /* ---- sub-systems ---- */
+/* Activity of session `hash` outside the proxy (a SAML assertion issued with it), on a loop thread: the proxy's own
+ * idle bookkeeping (proxy.c) applies, i.e. the cached entry's last_seen now and the database's last_seen at most
+ * every GW_TOUCH_INTERVAL; a session not cached here has its database row touched. Database work runs on a
+ * worker, never on the loop. */
+void gw_session_activity(gw_server_t *server, const uint8_t hash[STORE_HASH_LEN]);
 int gw_serve(gw_config_t *conf); /* runs until SIGTERM/SIGINT; returns exit code */
 void gw_revocation_apply(gw_server_t *server, const char *payload);
 

@@ -262,17 +262,32 @@ static void touch_run(gw_job_t *job, gw_worker_t *w)
         gw_log("warn", "gateway", "session.touch_failed", NULL);
 }
 
+static void touch_later(gw_server_t *server, const uint8_t hash[STORE_HASH_LEN])
+{
+    touch_job_t *t = malloc(sizeof(*t));
+    if (t != NULL) {
+        memcpy(t->hash, hash, STORE_HASH_LEN);
+        gw_job_submit_detached(server, &t->super, touch_run);
+    }
+}
+
 static void note_activity(gw_server_t *server, gw_session_t *s, time_t now)
 {
     atomic_store(&s->last_seen, (long long)now);
     long long last = atomic_load(&s->last_db_touch);
-    if (now - last >= GW_TOUCH_INTERVAL && atomic_compare_exchange_strong(&s->last_db_touch, &last, (long long)now)) {
-        touch_job_t *t = malloc(sizeof(*t));
-        if (t != NULL) {
-            memcpy(t->hash, s->hash, STORE_HASH_LEN);
-            gw_job_submit_detached(server, &t->super, touch_run);
-        }
+    if (now - last >= GW_TOUCH_INTERVAL && atomic_compare_exchange_strong(&s->last_db_touch, &last, (long long)now))
+        touch_later(server, s->hash);
+}
+
+void gw_session_activity(gw_server_t *server, const uint8_t hash[STORE_HASH_LEN])
+{
+    gw_session_t *s = gw_cache_get(server->cache, hash);
+    if (s == NULL) { /* the next proxied request reads last_seen from the database */
+        touch_later(server, hash);
+        return;
     }
+    note_activity(server, s, time(NULL));
+    gw_session_release(s);
 }
 
 static void release_held_session(void *p)

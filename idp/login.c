@@ -583,8 +583,9 @@ static void logout_run(gw_job_t *job, gw_worker_t *w)
     store_session_dispose(&sess);
     if (j->saml) { /* mark the session's SAML sign-ins before the session goes (saml/slo.c walks them) */
         uint8_t state_hash[STORE_HASH_LEN];
+        store_saml_walk_t walk = {0}; /* portier's own: the walk ends on /login?logged_out=1 */
         gw_random_token(32, j->slo_state, sizeof(j->slo_state), state_hash);
-        if (store_saml_logout_start(db, j->hash, state_hash) <= 0)
+        if (store_saml_logout_start(db, j->hash, state_hash, &walk, SAML_LOGOUT_WALK_TTL) <= 0)
             j->slo_state[0] = '\0';
     }
     if (j->saml) { /* an enterprise IdP that opened this session is told first, then the walk above continues */

@@ -161,6 +161,10 @@ char *saml_metrics_render(const saml_idp_t *idp, size_t *len);
 /* Registers /saml/... on hostconf. */
 void saml_register(saml_idp_t *idp, struct st_gw_server_t *server, struct st_h2o_hostconf_t *hostconf);
 
+/* Seconds a single logout walk across the SPs (saml/slo.c; started by /logout or by an SP's LogoutRequest) may
+ * take before its state is void. */
+#define SAML_LOGOUT_WALK_TTL 600
+
 /* SP-initiated single logout towards an enterprise IdP. Worker thread, before the session row is deleted: when an
  * IdP with a logout endpoint opened `session`, records a signed LogoutRequest and sets *location (malloc'd) to the
  * URL the browser goes to; its answer continues to `next` (a path of ours). *location NULL: nothing to do. 0 or -1. */

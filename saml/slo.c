@@ -2,11 +2,22 @@
  * Single logout.
  *
  *   GET|POST /saml/slo   an SP's LogoutRequest (SP-initiated): the portier session behind its NameID and
- *                        SessionIndex ends on every instance (store_session_delete NOTIFYs), and the SP gets a
- *                        signed LogoutResponse; or an SP's LogoutResponse during an IdP-initiated walk.
- *   GET /saml/slo/next?state=...   one step of the walk that /logout starts: a signed LogoutRequest to the next SP
- *                        the session had signed in to (RelayState = the walk's state), until none is left, then
+ *                        SessionIndex ends on every instance (store_session_delete NOTIFYs); the other SPs that
+ *                        session had signed in to are walked (below); then the SP gets its signed LogoutResponse.
+ *                        Or an SP's LogoutResponse during a walk.
+ *   GET /saml/slo/next?state=...   one step of a walk (started by /logout or by an SP's LogoutRequest): a signed
+ *                        LogoutRequest to the next SP the session had signed in to (RelayState = the walk's state),
+ *                        until none is left; then the SP that asked gets its LogoutResponse, or /logout's browser
  *                        /login?logged_out=1.
+ *
+ * A walk's state is server-side (store: saml_logout_walks, the marked saml_sp_sessions rows), keyed by the hash of
+ * a random token and void after SAML_LOGOUT_WALK_TTL. A walk an SP started keeps that SP's request (replayed
+ * through lasso for the answer: InResponseTo, the SP's response location and binding) and its RelayState, and is
+ * bound to the browser that brought the request (a Lax cookie, WALK_COOKIE): another browser holding the state can
+ * neither continue the walk nor receive the answer. The answer's status is Success, with the second-level status
+ * PartialLogout when another SP could not be sent a request or answered with an error status (SPs that never
+ * answer cannot be told apart from slow ones and do not count). A LogoutRequest for a session that is gone already
+ * is answered Success: the principal is logged out, which is what the SP asked for.
  *
  * Every message passes the intake gatekeeper first; lasso verifies signatures with the SP's metadata key, and an
  * SP that must sign its requests (require_signed_requests, or its metadata) must sign its LogoutRequests too.
@@ -25,12 +36,14 @@
 #include "gateway/gateway.h"
 #include "saml/internal.h"
 
-#define STATE_MAX     64
-#define LOCATION_MAX  4096
-#define SLO_PATH      "/saml/slo"
-#define NEXT_PATH     "/saml/slo/next"
-#define LOGGED_OUT    "/login?logged_out=1"
-#define MAX_WALK_SKIP 64 /* SPs without a logout endpoint skipped in one step */
+#define STATE_MAX        64
+#define LOCATION_MAX     4096
+#define SLO_PATH         "/saml/slo"
+#define NEXT_PATH        "/saml/slo/next"
+#define LOGGED_OUT       "/login?logged_out=1"
+#define MAX_WALK_SKIP    64 /* SPs without a logout endpoint skipped in one step */
+#define WALK_TOKEN_BYTES 32
+#define WALK_COOKIE      "__Host-portier-slo" /* SameSite=Lax: every step of a walk is a top-level GET */
 
 enum { SLO_MESSAGE, SLO_NEXT };
 enum { OUT_UNAVAILABLE, OUT_REDIRECT, OUT_POST, OUT_ERROR };
@@ -50,6 +63,10 @@ typedef struct st_slo_job_t {
     char *relay_state;
     int has_session, clear_cookie;
     uint8_t session[STORE_HASH_LEN];
+    int has_browser;                 /* the request carries a walk cookie */
+    uint8_t browser[STORE_HASH_LEN]; /* its hash */
+    int walk_cookie;                 /* 1: set walk_token as the walk cookie; -1: clear it */
+    char walk_token[STATE_MAX + 1];
     char state[STATE_MAX + 1];
     char source[64];
     int outcome;
@@ -88,6 +105,8 @@ static void refuse(slo_job_t *j, store_t *db, const saml_sp_config_t *sp, const 
     gw_log("info", "saml", "slo.refused", "sp", sp != NULL ? sp->name : "(unknown)", "reason", reason, NULL);
 }
 
+static void redirect_to(slo_job_t *j, const char *fmt, const char *arg);
+
 /* lasso's answer (a Redirect URL, or a POST form's target and body) becomes the job's outcome. */
 static int take_message(slo_job_t *j, LassoProfile *p)
 {
@@ -100,7 +119,45 @@ static int take_message(slo_job_t *j, LassoProfile *p)
     return j->url != NULL && (p->msg_body == NULL || j->body != NULL) ? 0 : -1;
 }
 
-/* The portier session behind the request's NameID/SessionIndex ends; lasso answers from the recorded assertion. */
+/* Marks the session's other SP sign-ins for a walk bound to this browser, keeping what the final answer to `sp`
+ * needs. How many SPs are to be walked (then j->state and j->walk_token are set), or a negative error. */
+static int start_walk(slo_job_t *j, store_t *db, const saml_sp_config_t *sp, const uint8_t session[STORE_HASH_LEN],
+                      const char *dump)
+{
+    uint8_t state_hash[STORE_HASH_LEN];
+    store_saml_walk_t w = {.initiator = sp->md.entity_id,
+                           .binding = j->binding == SAML_BINDING_KIND_POST ? "post" : "redirect",
+                           .message = j->message,
+                           .relay_state = j->relay_state,
+                           .lasso_session = (char *)dump,
+                           .has_browser = 1};
+    gw_random_token(WALK_TOKEN_BYTES, j->state, sizeof(j->state), state_hash);
+    gw_random_token(WALK_TOKEN_BYTES, j->walk_token, sizeof(j->walk_token), w.browser);
+    int n = store_saml_logout_start(db, session, state_hash, &w, SAML_LOGOUT_WALK_TTL);
+    sodium_memzero(w.browser, sizeof(w.browser));
+    return n;
+}
+
+/* Top-level Success with a second-level status (PartialLogout), or plain Success when second is NULL. */
+static void set_success(LassoProfile *p, const char *second)
+{
+    LassoSamlp2StatusResponse *res = LASSO_SAMLP2_STATUS_RESPONSE(p->response);
+    if (res == NULL || res->Status == NULL || res->Status->StatusCode == NULL)
+        return;
+    LassoSamlp2StatusCode *top = res->Status->StatusCode;
+    lasso_assign_string(top->Value, LASSO_SAML2_STATUS_CODE_SUCCESS);
+    if (top->StatusCode != NULL) {
+        lasso_node_destroy(LASSO_NODE(top->StatusCode));
+        top->StatusCode = NULL;
+    }
+    if (second != NULL) {
+        top->StatusCode = LASSO_SAMLP2_STATUS_CODE(lasso_samlp2_status_code_new());
+        lasso_assign_string(top->StatusCode->Value, second);
+    }
+}
+
+/* The portier session behind the request's NameID/SessionIndex ends, the walk of the session's other SPs starts
+ * (when there are any), or lasso answers at once from the recorded assertion. */
 static void sp_logout_request(slo_job_t *j, store_t *db, LassoServer *ls, const saml_sp_config_t *sp, int signed_)
 {
     LassoLogout *logout = lasso_logout_new(ls);
@@ -128,14 +185,24 @@ static void sp_logout_request(slo_job_t *j, store_t *db, LassoServer *ls, const 
             snprintf(actor, sizeof(actor), "user:%s", sess.user.username);
         store_session_dispose(&sess);
         lasso_profile_set_session_from_dump(p, dump);
+        int walk = start_walk(j, db, sp, hash, dump); /* before the rows of the session are forgotten */
+        if (walk < 0)
+            goto exit;
         int gone = store_session_delete(db, hash); /* NOTIFY: every instance drops it from its cache */
         if ((gone != 0 && gone != -ENOENT) || store_saml_sp_sessions_forget(db, hash) != 0)
             goto exit;
         j->clear_cookie = j->has_session && sodium_memcmp(j->session, hash, STORE_HASH_LEN) == 0;
         audit_as(db, actor, "saml.logout", sp->name, "success", j->source, "{\"initiated_by\":\"sp\"}");
         gw_log("info", "saml", "slo.sp_initiated", "sp", sp->name, NULL);
+        if (walk > 0) { /* the other SPs first; the answer comes when the walk ends (slo_next) */
+            j->walk_cookie = 1;
+            redirect_to(j, NEXT_PATH "?state=%s", j->state);
+            goto exit;
+        }
     }
     lasso_logout_validate_request(logout); /* sets the response status (Success, or why not) */
+    if (found == -ENOENT && name_id != NULL)
+        set_success(p, NULL); /* no such session (any more): the principal is logged out all the same */
     if (j->relay_state != NULL)
         lasso_assign_string(p->msg_relayState, j->relay_state);
     if (lasso_logout_build_response_msg(logout) != 0 || take_message(j, p) != 0)
@@ -152,8 +219,6 @@ static int is_signature_error(int rc)
            rc == LASSO_PROFILE_ERROR_INVALID_QUERY;
 }
 
-static void redirect_to(slo_job_t *j, const char *fmt, const char *arg);
-
 /* An SP's answer during the walk: its signature is checked (the SP's metadata key), its status only logged (an
  * SP that could not log out does not stop the walk: the portier session is gone already), then on to the next
  * SP (the state is the walk's RelayState). */
@@ -167,12 +232,19 @@ static void sp_logout_response(slo_job_t *j, store_t *db, LassoServer *ls, const
     if (bad_sig || is_signature_error(rc) || (remote != NULL && strcmp(remote, sp->md.entity_id) != 0)) {
         refuse(j, db, sp, "bad_signature");
     } else {
+        int walking = j->relay_state != NULL && strlen(j->relay_state) <= STATE_MAX;
         if (rc != 0) {
             char code[16];
             snprintf(code, sizeof(code), "%d", rc);
             gw_log("info", "saml", "slo.sp_status", "sp", sp->name, "code", code, NULL);
+            uint8_t state_hash[STORE_HASH_LEN];
+            if (walking) { /* the SP that asked for the logout will hear of it (PartialLogout) */
+                gw_sha256(j->relay_state, strlen(j->relay_state), state_hash);
+                if (store_saml_logout_partial(db, state_hash) != 0)
+                    gw_log("error", "saml", "slo.partial_not_recorded", "sp", sp->name, NULL);
+            }
         }
-        if (j->relay_state != NULL && strlen(j->relay_state) <= STATE_MAX)
+        if (walking)
             redirect_to(j, NEXT_PATH "?state=%s", j->relay_state);
         else
             redirect_to(j, "%s", LOGGED_OUT);
@@ -215,7 +287,65 @@ static void slo_message(slo_job_t *j, store_t *db, LassoServer *ls)
     saml_peek_dispose(&peek);
 }
 
-/* One step of the walk: a LogoutRequest to the next SP that has a logout endpoint. */
+/* The end of a walk an SP started: that SP's request, replayed through lasso, gets its LogoutResponse (Success, or
+ * Success/PartialLogout) with its RelayState, in this browser only. */
+static void answer_initiator(slo_job_t *j, store_t *db, LassoServer *ls, const store_saml_walk_t *w,
+                             const uint8_t state_hash[STORE_HASH_LEN])
+{
+    size_t sp_index;
+    const saml_sp_config_t *sp = saml_sp_by_entity(j->idp, w->initiator, &sp_index);
+    if (!j->has_browser || sodium_memcmp(j->browser, w->browser, STORE_HASH_LEN) != 0) {
+        refuse(j, db, sp, "other_browser");
+        return;
+    }
+    int taken = store_saml_logout_walk_take(db, state_hash); /* the answer is given once */
+    if (taken != 0) {
+        if (taken == -ENOENT)
+            refuse(j, db, sp, "unknown_state");
+        return;
+    }
+    j->walk_cookie = -1;
+    LassoLogout *logout = lasso_logout_new(ls);
+    LassoProfile *p = LASSO_PROFILE(logout);
+    int ok = sp != NULL && lasso_logout_process_request_msg(logout, w->message) == 0 &&
+             lasso_profile_set_session_from_dump(p, w->lasso_session) == 0;
+    if (ok) {
+        lasso_logout_validate_request(logout); /* the SP's own sign-in: Success */
+        if (w->partial)
+            set_success(p, LASSO_SAML2_STATUS_CODE_PARTIAL_LOGOUT);
+        if (w->relay_state != NULL) {
+            lasso_assign_string(p->msg_relayState, w->relay_state);
+            j->relay_state = strdup(w->relay_state); /* the POST form carries it */
+        }
+        ok = (w->relay_state == NULL || j->relay_state != NULL) && lasso_logout_build_response_msg(logout) == 0 &&
+             take_message(j, p) == 0;
+    }
+    if (ok)
+        gw_log("info", "saml", "slo.answered", "sp", sp->name, "status", w->partial ? "partial" : "success", NULL);
+    else
+        refuse(j, db, sp, "internal");
+    lasso_logout_destroy(logout);
+}
+
+/* The walk has no SP left: answer the SP that started it, or end on our own page (/logout's walk). */
+static void end_walk(slo_job_t *j, store_t *db, LassoServer *ls, const uint8_t state_hash[STORE_HASH_LEN])
+{
+    store_saml_walk_t w;
+    int r = store_saml_logout_walk_get(db, state_hash, &w);
+    if (r != 0 && r != -ENOENT)
+        return; /* unavailable */
+    if (r == 0 && w.initiator != NULL) {
+        answer_initiator(j, db, ls, &w, state_hash);
+    } else {
+        if (r == 0 && store_saml_logout_walk_take(db, state_hash) != 0)
+            gw_log("info", "saml", "slo.walk_gone", NULL); /* another request ended it meanwhile */
+        redirect_to(j, "%s", LOGGED_OUT);
+    }
+    store_saml_walk_dispose(&w);
+}
+
+/* One step of the walk: a LogoutRequest to the next SP that has a logout endpoint. An SP that cannot be sent one
+ * makes the logout partial. */
 static void slo_next(slo_job_t *j, store_t *db, LassoServer *ls)
 {
     uint8_t state_hash[STORE_HASH_LEN];
@@ -223,9 +353,9 @@ static void slo_next(slo_job_t *j, store_t *db, LassoServer *ls)
     for (int i = 0; i != MAX_WALK_SKIP; ++i) {
         char *entity = NULL, *dump = NULL;
         size_t sp_index;
-        int r = store_saml_logout_next(db, state_hash, &entity, &dump);
+        int r = store_saml_logout_next(db, state_hash, j->has_browser ? j->browser : NULL, &entity, &dump);
         if (r == -ENOENT) {
-            redirect_to(j, "%s", LOGGED_OUT);
+            end_walk(j, db, ls, state_hash);
             return;
         }
         if (r != 0)
@@ -242,6 +372,14 @@ static void slo_next(slo_job_t *j, store_t *db, LassoServer *ls)
         if (ok) {
             audit(db, "saml.logout", sp->name, "success", j->source, "{\"initiated_by\":\"idp\"}");
             gw_log("info", "saml", "slo.idp_initiated", "sp", sp->name, NULL);
+        } else {
+            free(j->url); /* a half-taken message */
+            free(j->body);
+            j->url = j->body = NULL;
+            j->outcome = OUT_UNAVAILABLE;
+            gw_log("info", "saml", "slo.sp_not_told", "sp", sp != NULL ? sp->name : "(removed)", NULL);
+            if (store_saml_logout_partial(db, state_hash) != 0)
+                gw_log("error", "saml", "slo.partial_not_recorded", NULL);
         }
         lasso_logout_destroy(logout);
         free(entity);
@@ -273,6 +411,9 @@ static void slo_done(gw_job_t *job)
     if (req != NULL) {
         if (j->clear_cookie)
             gw_set_cookie(req, j->idp->conf->session_cookie, "", 0);
+        if (j->walk_cookie != 0)
+            gw_set_cookie(req, WALK_COOKIE, j->walk_cookie > 0 ? j->walk_token : "",
+                          j->walk_cookie > 0 ? SAML_LOGOUT_WALK_TTL : 0);
         switch (j->outcome) {
         case OUT_REDIRECT: gw_send_redirect(req, 303, h2o_strdup(&req->pool, j->url, SIZE_MAX).base); break;
         case OUT_POST: saml_send_post_form(req, j->url, "SAMLResponse", j->body, j->relay_state); break;
@@ -288,6 +429,9 @@ static void slo_done(gw_job_t *job)
     free(j->url);
     free(j->body);
     sodium_memzero(j->session, sizeof(j->session));
+    sodium_memzero(j->browser, sizeof(j->browser));
+    sodium_memzero(j->walk_token, sizeof(j->walk_token));
+    sodium_memzero(j->state, sizeof(j->state));
     free(j);
 }
 
@@ -299,6 +443,7 @@ static slo_job_t *new_job(h2o_req_t *req, saml_idp_t *idp, int kind)
     j->idp = idp;
     j->kind = kind;
     j->has_session = gw_cookie_hash(req, idp->conf->session_cookie, j->session);
+    j->has_browser = gw_cookie_hash(req, WALK_COOKIE, j->browser);
     gw_peer_addr(req, j->source, sizeof(j->source));
     return j;
 }

@@ -11,7 +11,8 @@
  * checks (signature required, ACS from metadata, Destination, age, replay), the portier session, ForceAuthn /
  * IsPassive, the SP's group policy, then lasso builds and signs the Response, which the loop sends as an
  * auto-submitting form. A user without a session is sent to /login; the request waits server-side in
- * saml_pending (single use), so nothing from the SP rides along in the URL.
+ * saml_pending (single use), so nothing from the SP rides along in the URL. An assertion issued with a session is
+ * activity for its idle timeout, as a proxied request is (gw_session_activity, once back on the loop).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -67,6 +68,7 @@ typedef struct st_sso_job_t {
     char source[64];
     /* result */
     int outcome;
+    int issued; /* an assertion was issued with the session: activity for its idle timeout */
     const char *reason;
     char *acs, *response;
     char location[LOCATION_MAX];
@@ -344,6 +346,7 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
     if (j->acs == NULL || j->response == NULL)
         return "internal";
     j->outcome = OUT_POST;
+    j->issued = 1;
     atomic_fetch_add(&j->idp->stats[sp_index].issued, 1);
 
     char actor[320], details[RELEASED_MAX + 256];
@@ -583,6 +586,8 @@ static void sso_done(gw_job_t *job)
 {
     sso_job_t *j = (sso_job_t *)job;
     h2o_req_t *req = job->req;
+    if (j->issued) /* like a proxied request: the idle timer starts again (the gateway's bookkeeping) */
+        gw_session_activity(job->loop->server, j->session);
     if (req != NULL) {
         switch (j->outcome) {
         case OUT_POST: saml_send_post_form(req, j->acs, "SAMLResponse", j->response, j->relay_state); break;

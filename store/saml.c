@@ -135,32 +135,55 @@ int store_saml_sp_sessions_forget(store_t *st, const uint8_t session[STORE_HASH_
 {
     const int lengths[] = {STORE_HASH_LEN};
     const char *p[] = {(const char *)session};
-    return store_run(st, "DELETE FROM saml_sp_sessions WHERE session_hash = $1", 1, p, lengths);
+    return store_run(st, "DELETE FROM saml_sp_sessions WHERE session_hash = $1 AND logout_state IS NULL", 1, p,
+                     lengths);
 }
 
-int store_saml_logout_start(store_t *st, const uint8_t session[STORE_HASH_LEN], const uint8_t state[STORE_HASH_LEN])
+int store_saml_logout_start(store_t *st, const uint8_t session[STORE_HASH_LEN], const uint8_t state[STORE_HASH_LEN],
+                            const store_saml_walk_t *walk, unsigned ttl)
 {
-    const int lengths[] = {STORE_HASH_LEN, STORE_HASH_LEN};
-    const char *p[] = {(const char *)session, (const char *)state};
-    PGresult *res =
-        store_exec(st, "UPDATE saml_sp_sessions SET logout_state = $2 WHERE session_hash = $1", 2, p, lengths);
+    char secs[STORE_I64_LEN];
+    store_i64(secs, ttl);
+    const int lengths[] = {STORE_HASH_LEN, STORE_HASH_LEN, 0, 0, 0, 0, 0, STORE_HASH_LEN, 0};
+    const char *p[] = {(const char *)session,
+                       (const char *)state,
+                       walk->initiator,
+                       walk->binding,
+                       walk->message,
+                       walk->relay_state,
+                       walk->lasso_session,
+                       walk->has_browser ? (const char *)walk->browser : NULL,
+                       secs};
+    /* one statement: the walk row exists exactly when there is something to walk */
+    PGresult *res = store_exec(
+        st,
+        "WITH purged AS (DELETE FROM saml_logout_walks WHERE expires_at < now()), "
+        "marked AS (UPDATE saml_sp_sessions SET logout_state = $2 WHERE session_hash = $1 AND logout_state IS NULL "
+        "AND sp IS DISTINCT FROM $3::text RETURNING 1), "
+        "walk AS (INSERT INTO saml_logout_walks (state_hash, initiator, binding, message, relay_state, lasso_session, "
+        "browser_hash, expires_at) SELECT $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9::bigint) "
+        "WHERE EXISTS (SELECT 1 FROM marked)) "
+        "SELECT count(*) FROM marked",
+        9, p, lengths);
     int rc = store_result_status(res, 1);
     if (rc != 0)
         return rc;
-    rc = (int)strtol(PQcmdTuples(res), NULL, 10);
+    rc = PQntuples(res) == 1 ? (int)strtol(PQgetvalue(res, 0, 0), NULL, 10) : -EIO;
     PQclear(res);
     return rc;
 }
 
-int store_saml_logout_next(store_t *st, const uint8_t state[STORE_HASH_LEN], char **sp, char **lasso_session)
+int store_saml_logout_next(store_t *st, const uint8_t state[STORE_HASH_LEN], const uint8_t *browser, char **sp,
+                           char **lasso_session)
 {
-    const int lengths[] = {STORE_HASH_LEN};
-    const char *p[] = {(const char *)state};
-    PGresult *res =
-        store_exec(st,
-                   "DELETE FROM saml_sp_sessions WHERE ctid = (SELECT ctid FROM saml_sp_sessions WHERE "
-                   "logout_state = $1 ORDER BY sp LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING sp, lasso_session",
-                   1, p, lengths);
+    const int lengths[] = {STORE_HASH_LEN, STORE_HASH_LEN};
+    const char *p[] = {(const char *)state, (const char *)browser};
+    PGresult *res = store_exec(st,
+                               "DELETE FROM saml_sp_sessions WHERE ctid = (SELECT s.ctid FROM saml_sp_sessions s "
+                               "JOIN saml_logout_walks w ON w.state_hash = s.logout_state WHERE s.logout_state = $1 "
+                               "AND w.expires_at > now() AND (w.browser_hash IS NULL OR w.browser_hash = $2) "
+                               "ORDER BY s.sp LIMIT 1 FOR UPDATE OF s SKIP LOCKED) RETURNING sp, lasso_session",
+                               2, p, lengths);
     int rc = store_result_status(res, 1);
     if (rc != 0)
         return rc;
@@ -177,4 +200,78 @@ int store_saml_logout_next(store_t *st, const uint8_t state[STORE_HASH_LEN], cha
         return -ENOMEM;
     }
     return 0;
+}
+
+int store_saml_logout_partial(store_t *st, const uint8_t state[STORE_HASH_LEN])
+{
+    const int lengths[] = {STORE_HASH_LEN};
+    const char *p[] = {(const char *)state};
+    return store_run(st, "UPDATE saml_logout_walks SET partial = true WHERE state_hash = $1", 1, p, lengths);
+}
+
+static char *dup_or_null(PGresult *res, int col, int *failed)
+{
+    if (PQgetisnull(res, 0, col))
+        return NULL;
+    char *s = strdup(PQgetvalue(res, 0, col));
+    *failed |= s == NULL;
+    return s;
+}
+
+int store_saml_logout_walk_get(store_t *st, const uint8_t state[STORE_HASH_LEN], store_saml_walk_t *out)
+{
+    const int lengths[] = {STORE_HASH_LEN};
+    const char *p[] = {(const char *)state};
+    memset(out, 0, sizeof(*out));
+    PGresult *res = store_exec(st,
+                               "SELECT initiator, binding, message, relay_state, lasso_session, browser_hash, partial "
+                               "FROM saml_logout_walks WHERE state_hash = $1 AND expires_at > now()",
+                               1, p, lengths);
+    int rc = store_result_status(res, 1), failed = 0;
+    if (rc != 0)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return -ENOENT;
+    }
+    out->initiator = dup_or_null(res, 0, &failed);
+    out->binding = dup_or_null(res, 1, &failed);
+    out->message = dup_or_null(res, 2, &failed);
+    out->relay_state = dup_or_null(res, 3, &failed);
+    out->lasso_session = dup_or_null(res, 4, &failed);
+    out->partial = strcmp(PQgetvalue(res, 0, 6), "t") == 0;
+    if (!PQgetisnull(res, 0, 5)) { /* bytea comes back in hex text form */
+        size_t len = 0;
+        unsigned char *raw = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 5), &len);
+        if (raw != NULL && len == STORE_HASH_LEN) {
+            memcpy(out->browser, raw, STORE_HASH_LEN);
+            out->has_browser = 1;
+        } else {
+            failed = 1;
+        }
+        PQfreemem(raw);
+    }
+    PQclear(res);
+    if (failed) {
+        store_saml_walk_dispose(out);
+        return -EIO;
+    }
+    return 0;
+}
+
+int store_saml_logout_walk_take(store_t *st, const uint8_t state[STORE_HASH_LEN])
+{
+    const int lengths[] = {STORE_HASH_LEN};
+    const char *p[] = {(const char *)state};
+    return store_run_one(st, "DELETE FROM saml_logout_walks WHERE state_hash = $1", 1, p, lengths);
+}
+
+void store_saml_walk_dispose(store_saml_walk_t *w)
+{
+    free(w->initiator);
+    free(w->binding);
+    free(w->message);
+    free(w->relay_state);
+    free(w->lasso_session);
+    memset(w, 0, sizeof(*w));
 }

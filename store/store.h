@@ -234,15 +234,34 @@ int store_saml_sp_session_put(store_t *st, const uint8_t session[STORE_HASH_LEN]
 int store_saml_sp_session_find(store_t *st, const char *sp, const char *name_id, const char *session_index,
                                uint8_t session[STORE_HASH_LEN], char **lasso_session)
     __attribute__((warn_unused_result));
-/* Forgets every SP sign-in of a portier session. */
+/* Forgets the SP sign-ins of a portier session that no logout walk holds. */
 int store_saml_sp_sessions_forget(store_t *st, const uint8_t session[STORE_HASH_LEN])
     __attribute__((warn_unused_result));
-/* Marks the session's SP sign-ins for a logout walk keyed by state (a hash); returns how many (>= 0) or -EIO. */
-int store_saml_logout_start(store_t *st, const uint8_t session[STORE_HASH_LEN], const uint8_t state[STORE_HASH_LEN])
+/* A single logout walk (saml_logout_walks): all NULL/0 for /logout's walks; for one an SP's LogoutRequest started,
+ * what the final LogoutResponse to that SP needs and the browser that may continue the walk. Strings malloc'd
+ * when read (store_saml_walk_dispose), borrowed when written. */
+typedef struct st_store_saml_walk_t {
+    char *initiator, *binding, *message, *relay_state, *lasso_session;
+    int has_browser, partial;
+    uint8_t browser[STORE_HASH_LEN];
+} store_saml_walk_t;
+/* Starts a logout walk keyed by state (a hash) that lasts ttl seconds: marks the session's SP sign-ins other than
+ * walk->initiator's (all of them for /logout) and records the walk when any were marked. Returns how many were
+ * marked (>= 0) or -EIO. Expired walks are purged along the way. */
+int store_saml_logout_start(store_t *st, const uint8_t session[STORE_HASH_LEN], const uint8_t state[STORE_HASH_LEN],
+                            const store_saml_walk_t *walk, unsigned ttl) __attribute__((warn_unused_result));
+/* Takes (deletes) one SP sign-in of an unexpired walk that `browser` (a hash, or NULL when the request has no walk
+ * cookie) may continue: 0 with sp and lasso_session (malloc'd), -ENOENT when there is none. */
+int store_saml_logout_next(store_t *st, const uint8_t state[STORE_HASH_LEN], const uint8_t *browser, char **sp,
+                           char **lasso_session) __attribute__((warn_unused_result));
+/* Notes that an SP of the walk could not be told or answered with an error status. */
+int store_saml_logout_partial(store_t *st, const uint8_t state[STORE_HASH_LEN]) __attribute__((warn_unused_result));
+/* The unexpired walk keyed by state, or -ENOENT. */
+int store_saml_logout_walk_get(store_t *st, const uint8_t state[STORE_HASH_LEN], store_saml_walk_t *out)
     __attribute__((warn_unused_result));
-/* Takes (deletes) one SP sign-in of a logout walk: 0 with sp and lasso_session (malloc'd), -ENOENT when done. */
-int store_saml_logout_next(store_t *st, const uint8_t state[STORE_HASH_LEN], char **sp, char **lasso_session)
-    __attribute__((warn_unused_result));
+/* Deletes it: 0 when this call did (the single use of its final answer), -ENOENT when it was already gone. */
+int store_saml_logout_walk_take(store_t *st, const uint8_t state[STORE_HASH_LEN]) __attribute__((warn_unused_result));
+void store_saml_walk_dispose(store_saml_walk_t *w);
 
 /* Reading the trail back (`portier audit verify|export`). */
 typedef struct st_store_audit_row_t {

@@ -9,7 +9,10 @@ import urllib.parse
 import zlib
 
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
+from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+from onelogin.saml2.logout_response import OneLogin_Saml2_Logout_Response
 from onelogin.saml2.settings import OneLogin_Saml2_Settings
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
@@ -46,7 +49,7 @@ class OneLoginSP:
     hands the POSTed form to the library as the ACS would receive it)."""
 
     def __init__(self, directory, name, idp_base, idp_cert_body, port=9, sign_requests=True, encrypt=False,
-                 sha1=False, binding="redirect", requested_authn_context=True):
+                 sha1=False, binding="redirect", requested_authn_context=True, slo_binding="redirect"):
         self.name = name
         self.port = port
         self.entity_id = "http://127.0.0.1:%d/sp/%s" % (port, name)
@@ -63,7 +66,8 @@ class OneLoginSP:
                 "assertionConsumerService": {"url": self.acs,
                                              "binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"},
                 "singleLogoutService": {"url": "http://127.0.0.1:%d/slo/%s" % (port, name),
-                                        "binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"},
+                                        "binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-" +
+                                                   ("Redirect" if slo_binding == "redirect" else "POST")},
                 "NameIDFormat": "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
                 "x509cert": cert_body,
                 "privateKey": key_pem,
@@ -122,6 +126,19 @@ def sp_logout_url(sp, auth):
     return url, lo.get_last_request_id()
 
 
+def sp_logout_post_fields(sp, auth, relay_state="/bye"):
+    """The SP's LogoutRequest for the session `auth` received, over HTTP-POST (an enveloped RSA-SHA256 signature
+    by the SP's key): (form fields, request id)."""
+    lo = OneLogin_Saml2_Logout_Request(OneLogin_Saml2_Settings(sp.settings), name_id=auth.get_nameid(),
+                                       session_index=auth.get_session_index(), nq=auth.get_nameid_nq(),
+                                       name_id_format=auth.get_nameid_format(), spnq=auth.get_nameid_spnq())
+    with open(sp.key) as k, open(sp.cert) as c:
+        signed = OneLogin_Saml2_Utils.add_sign(lo.get_xml(), k.read(), c.read(), sign_algorithm=RSA_SHA256,
+                                               digest_algorithm=SHA256)
+    signed = signed.decode() if isinstance(signed, bytes) else signed
+    return {"SAMLRequest": base64.b64encode(signed.encode()).decode(), "RelayState": relay_state}, lo.id
+
+
 def sp_process_slo(sp, url, request_id=None):
     """The SP handles a LogoutRequest or LogoutResponse that reached its SLO endpoint as `url`: (auth, redirect url
     of its answer or None)."""
@@ -131,10 +148,27 @@ def sp_process_slo(sp, url, request_id=None):
     return auth, out
 
 
-def redirect_xml(url):
-    """The AuthnRequest XML inside an HTTP-Redirect URL."""
+def sp_answer_slo_with_status(sp, url, status):
+    """The SP answers a LogoutRequest that reached its SLO endpoint as `url` with a signed LogoutResponse carrying
+    the top-level `status` (python3-saml itself only ever answers Success): the redirect URL of that answer."""
+    q = {k: v[0] for k, v in urllib.parse.parse_qs(urllib.parse.urlparse(url).query).items()}
+    request_id = re.search(r' ID="([^"]+)"', redirect_xml(url)).group(1)
+    auth = OneLogin_Saml2_Auth(sp._request("/slo/" + sp.name, get=q), sp.settings)
+    builder = OneLogin_Saml2_Logout_Response(auth.get_settings())
+    builder.build(request_id)
+    xml = builder.get_xml().replace("urn:oasis:names:tc:SAML:2.0:status:Success", status)
+    assert status in xml
+    params = {"SAMLResponse": OneLogin_Saml2_Utils.deflate_and_base64_encode(xml)}
+    if "RelayState" in q:
+        params["RelayState"] = q["RelayState"]
+    auth.add_response_signature(params, sp.settings["security"]["signatureAlgorithm"])
+    return auth.redirect_to(auth.get_settings().get_idp_slo_response_url(), params)
+
+
+def redirect_xml(url, param="SAMLRequest"):
+    """The XML of the SAML message `param` (SAMLRequest or SAMLResponse) inside an HTTP-Redirect URL."""
     q = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)
-    return zlib.decompress(base64.b64decode(q["SAMLRequest"][0]), -15).decode()
+    return zlib.decompress(base64.b64decode(q[param][0]), -15).decode()
 
 
 def redirect_url(base, xml, relay_state=None, extra=None):

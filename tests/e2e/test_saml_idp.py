@@ -29,6 +29,7 @@ def saml_env(make_portier, keys):
     base = "https://127.0.0.1:%d" % port
     sps = {
         "py": saml_peers.OneLoginSP(d, "py", base, idp_body),
+        "pypost": saml_peers.OneLoginSP(d, "pypost", base, idp_body, slo_binding="post"),
         "pyenc": saml_peers.OneLoginSP(d, "pyenc", base, idp_body, encrypt=True),
         "staffonly": saml_peers.OneLoginSP(d, "staffonly", base, idp_body),
         "email": saml_peers.OneLoginSP(d, "email", base, idp_body),
@@ -47,6 +48,7 @@ def saml_env(make_portier, keys):
     sign_metadata: true
   service_providers:
     - {{ metadata: {sps['py'].metadata_path}, name: py, attribute_names: basic, idp_initiated: true }}
+    - {{ metadata: {sps['pypost'].metadata_path}, name: pypost }}
     - {{ metadata: {sps['pyenc'].metadata_path}, name: pyenc, encrypt_assertion: true, attribute_names: uri,
         name_id_format: transient }}
     - {{ metadata: {sps['staffonly'].metadata_path}, name: staffonly, groups: [admins] }}
@@ -57,8 +59,14 @@ def saml_env(make_portier, keys):
     - {{ metadata: {sps['sha1'].metadata_path}, name: sha1 }}
     - {{ metadata: {sps['mfa'].metadata_path}, name: mfa }}
 """
-    p = make_portier(extra_yaml=yaml, start=False)
-    # the SPs were told this port before the instance existed: move the instance onto it
+    p = start_on(make_portier, port, base, yaml)
+    cookie = p.setup(USER, groups=["staff"], email=EMAIL, name=NAME)
+    yield {"portier": p, "sps": sps, "unknown": unknown, "cookie": cookie, "dir": d, "idp_cert": idp_cert}
+
+
+def start_on(make_portier, port, base, yaml, **kw):
+    """A portier instance with `yaml` on `port`: the SPs were told this port before the instance existed."""
+    p = make_portier(extra_yaml=yaml, start=False, **kw)
     with open(p.config) as f:
         text = f.read()
     text = text.replace("port: %d" % p.port, "port: %d" % port).replace(p.base, base)
@@ -66,8 +74,7 @@ def saml_env(make_portier, keys):
         f.write(text)
     p.port, p.base = port, base
     p.start()
-    cookie = p.setup(USER, groups=["staff"], email=EMAIL, name=NAME)
-    yield {"portier": p, "sps": sps, "unknown": unknown, "cookie": cookie, "dir": d, "idp_cert": idp_cert}
+    return p
 
 
 def get(p, url, cookie=None, **kw):
@@ -355,6 +362,197 @@ def test_portier_logout_logs_out_of_every_sp_signed_in_to(saml_env):
         url = answer  # the SP's LogoutResponse goes back to portier, which continues with the next SP
     assert told == {"py", "unsigned"} and loc == "/login?logged_out=1"
     assert p.proxied("/", cookie).status_code == 401
+
+
+WALK_COOKIE = "__Host-portier-slo"
+
+
+def signed_in_to(env, cookie, names):
+    """SSO with the session to each SP named: {name: the SP's Auth object}."""
+    auths = {}
+    for name in names:
+        url, rid = env["sps"][name].login_url()
+        auths[name], _ = assertion_ok(env, name, get(env["portier"], url, cookie), rid)
+    return auths
+
+
+def walk_get(url, token):
+    """A step of a logout walk in the browser that holds the walk cookie `token` (None: another browser)."""
+    return harness.requests.get(url, verify=False, allow_redirects=False, timeout=10,
+                                cookies={WALK_COOKIE: token} if token else None)
+
+
+def start_sp_logout(env, cookie, auths, first):
+    """SP `first` sends its LogoutRequest with the browser: (response, request id, RelayState, walk cookie)."""
+    p = env["portier"]
+    url, rid = saml_peers.sp_logout_url(env["sps"][first], auths[first])
+    relay = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["RelayState"][0]
+    r = get(p, url, cookie)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    line = harness.set_cookie_for(r, WALK_COOKIE)
+    assert line, r.headers
+    _, token, attrs = harness.cookie_attributes(line)
+    harness.register_secret(token)
+    assert "secure" in attrs and "httponly" in attrs and attrs.get("samesite", "").lower() == "lax", line
+    return r, rid, relay, token
+
+
+def told_to_log_out(env, name, loc, auth):
+    """The walk's LogoutRequest to SP `name`: signed, for the NameID and SessionIndex that SP was given."""
+    sp = env["sps"][name]
+    assert loc.startswith(sp.settings["sp"]["singleLogoutService"]["url"] + "?SAMLRequest="), loc
+    assert "Signature=" in loc and "rsa-sha256" in urllib.parse.unquote(loc)
+    xml = saml_peers.redirect_xml(loc)
+    assert re.search(r"<saml:NameID[^>]*>([^<]*)</saml:NameID>", xml).group(1) == auth.get_nameid(), xml
+    assert re.search(r"<samlp:SessionIndex>([^<]*)</samlp:SessionIndex>", xml).group(1) == \
+        auth.get_session_index(), xml
+    return sp
+
+
+def test_sp_initiated_logout_reaches_the_sessions_other_sps_then_answers_the_sp(saml_env):
+    p = saml_env["portier"]
+    cookie = fresh_session(saml_env)
+    auths = signed_in_to(saml_env, cookie, ("py", "unsigned"))
+    r, lrid, relay, token = start_sp_logout(saml_env, cookie, auths, "py")
+    # portier's session ends at once (the browser's cookie too); the browser walks the other SPs first
+    assert harness.set_cookie_for(r, SESSION_COOKIE) is not None
+    assert p.proxied("/", cookie).status_code == 401
+    assert r.headers["location"].startswith("/saml/slo/next?state=")
+    r = walk_get(p.url(r.headers["location"]), token)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    other = told_to_log_out(saml_env, "unsigned", r.headers["location"], auths["unsigned"])
+    sp_auth, answer = saml_peers.sp_process_slo(other, r.headers["location"])  # checks portier's signature
+    assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
+    r = walk_get(answer, None)  # the SP's answer carries the walk's state, not the cookie
+    assert r.status_code == 303 and r.headers["location"].startswith("/saml/slo/next?state="), r.headers
+    last = p.url(r.headers["location"])
+    # nothing left to walk: only the browser that brought py's request gets py's answer
+    stranger = walk_get(last, None)
+    assert stranger.status_code == 400 and "location" not in stranger.headers
+    r = walk_get(last, token)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    loc = r.headers["location"]
+    py = saml_env["sps"]["py"]
+    assert loc.startswith(py.settings["sp"]["singleLogoutService"]["url"] + "?SAMLResponse="), loc
+    assert urllib.parse.parse_qs(urllib.parse.urlparse(loc).query)["RelayState"] == [relay]
+    xml = saml_peers.redirect_xml(loc, "SAMLResponse")
+    assert 'InResponseTo="%s"' % lrid in xml and "status:Success" in xml and "PartialLogout" not in xml, xml
+    sp_auth, _ = saml_peers.sp_process_slo(py, loc, lrid)  # signature, InResponseTo, Destination, status
+    assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
+    _, value, _ = harness.cookie_attributes(harness.set_cookie_for(r, WALK_COOKIE))
+    assert value == ""  # the walk cookie is cleared
+    again = walk_get(last, token)  # the answer is given once
+    assert again.status_code == 303 and again.headers["location"] == "/login?logged_out=1"
+    assert p.proxied("/", cookie).status_code == 401
+
+
+def test_sp_initiated_logout_is_partial_when_another_sp_answers_with_an_error(saml_env):
+    p = saml_env["portier"]
+    cookie = fresh_session(saml_env)
+    auths = signed_in_to(saml_env, cookie, ("py", "unsigned"))
+    r, lrid, _, token = start_sp_logout(saml_env, cookie, auths, "py")
+    r = walk_get(p.url(r.headers["location"]), token)
+    other = told_to_log_out(saml_env, "unsigned", r.headers["location"], auths["unsigned"])
+    answer = saml_peers.sp_answer_slo_with_status(other, r.headers["location"],
+                                                  "urn:oasis:names:tc:SAML:2.0:status:Responder")
+    r = walk_get(answer, None)
+    assert r.status_code == 303 and r.headers["location"].startswith("/saml/slo/next?state="), r.headers
+    r = walk_get(p.url(r.headers["location"]), token)
+    loc = r.headers["location"]
+    xml = saml_peers.redirect_xml(loc, "SAMLResponse")
+    # top-level Success (py's own sign-in did end), second-level PartialLogout: not every SP could be logged out
+    assert re.search(r'<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success">\s*'
+                     r'<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:PartialLogout"', xml), xml
+    sp_auth, _ = saml_peers.sp_process_slo(saml_env["sps"]["py"], loc, lrid)
+    assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
+    assert p.proxied("/", cookie).status_code == 401
+
+
+def test_sp_initiated_logout_over_post_is_answered_over_post_after_the_walk(saml_env):
+    """The HTTP-POST binding: the LogoutRequest arrives as a cross-site POST (no portier cookie rides along), the
+    walk runs as with HTTP-Redirect, and the answer is an auto-submitting form to the SP's POST logout endpoint,
+    its signature checked with the xmlsec1 CLI against portier's certificate."""
+    p = saml_env["portier"]
+    cookie = fresh_session(saml_env)
+    auths = signed_in_to(saml_env, cookie, ("pypost", "py"))
+    sp = saml_env["sps"]["pypost"]
+    fields, lrid = saml_peers.sp_logout_post_fields(sp, auths["pypost"], relay_state="/bye")
+    r = harness.requests.post(p.url("/saml/slo"), data=fields, verify=False, allow_redirects=False, timeout=10)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    _, token, _ = harness.cookie_attributes(harness.set_cookie_for(r, WALK_COOKIE))
+    harness.register_secret(token)
+    assert p.proxied("/", cookie).status_code == 401
+    r = walk_get(p.url(r.headers["location"]), token)
+    other = told_to_log_out(saml_env, "py", r.headers["location"], auths["py"])
+    sp_auth, answer = saml_peers.sp_process_slo(other, r.headers["location"])
+    assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
+    r = walk_get(p.url(walk_get(answer, None).headers["location"]), token)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    action, form = saml_peers.form_fields(r.text)
+    assert action == sp.settings["sp"]["singleLogoutService"]["url"] and form["RelayState"] == "/bye"
+    xml = saml_peers.decode_response(form["SAMLResponse"])
+    assert 'InResponseTo="%s"' % lrid in xml and "status:Success" in xml and "PartialLogout" not in xml, xml
+    path = os.path.join(saml_env["dir"], "logout-response.xml")
+    with open(path, "w") as f:
+        f.write(xml)
+    ok = subprocess.run(["xmlsec1", "--verify", "--pubkey-cert-pem", saml_env["idp_cert"], "--id-attr:ID",
+                         "urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse", path], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_sp_logout_request_for_a_session_that_is_gone_is_answered_success(saml_env):
+    p = saml_env["portier"]
+    cookie = fresh_session(saml_env)
+    auths = signed_in_to(saml_env, cookie, ("py",))
+    r = p.logout(cookie)  # portier's own logout: py is walked (and told) separately; here it never answers
+    assert r.status_code == 303
+    assert p.proxied("/", cookie).status_code == 401
+    py = saml_env["sps"]["py"]
+    url, lrid = saml_peers.sp_logout_url(py, auths["py"])
+    r = get(p, url)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    assert harness.set_cookie_for(r, WALK_COOKIE) is None  # nothing to walk
+    loc = r.headers["location"]
+    assert loc.startswith(py.settings["sp"]["singleLogoutService"]["url"] + "?SAMLResponse="), loc
+    sp_auth, _ = saml_peers.sp_process_slo(py, loc, lrid)
+    assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
+
+
+# ---- SSO is activity for the idle timeout ----
+
+IDLE = 5  # seconds (session.idle_timeout of the instance below)
+
+
+@pytest.fixture(scope="module")
+def short_idle_env(make_portier):
+    d = tempfile.mkdtemp(prefix="portier-saml-idle.", dir="/tmp")
+    os.chmod(d, 0o755)
+    idp_key, idp_cert, idp_body = saml_peers.make_rsa(d, "idp")
+    port = harness.free_port()
+    base = "https://127.0.0.1:%d" % port
+    sp = saml_peers.OneLoginSP(d, "py", base, idp_body)
+    yaml = f"""saml:
+  idp: {{ key: {idp_key}, certificate: {idp_cert} }}
+  service_providers:
+    - {{ metadata: {sp.metadata_path}, name: py }}
+"""
+    p = start_on(make_portier, port, base, yaml, idle="%ds" % IDLE, absolute="1h")
+    p.setup(USER, groups=["staff"], email=EMAIL, name=NAME)
+    yield {"portier": p, "sps": {"py": sp}}
+
+
+def test_sso_keeps_the_session_alive_past_the_idle_timeout(short_idle_env):
+    """Two sessions signed in together; only one is used for SSO, after 3 s. At 6.5 s (past the 5 s idle timeout
+    for the other one, 3.5 s after the SSO) the first is alive and the second has expired. Margins are >= 1.5 s."""
+    p = short_idle_env["portier"]
+    used, unused = fresh_session(short_idle_env), fresh_session(short_idle_env)
+    start = time.monotonic()
+    time.sleep(3.0)
+    url, rid = short_idle_env["sps"]["py"].login_url()
+    assertion_ok(short_idle_env, "py", get(p, url, used), rid)
+    time.sleep(max(0.0, start + IDLE + 1.5 - time.monotonic()))
+    assert p.proxied("/", unused).status_code == 401  # no activity: idle for 6.5 s
+    assert p.proxied("/", used).status_code == 200  # the SSO 3.5 s ago restarted its idle timer
 
 
 # ---- refusals: a clear error page, no assertion, an audit event ----
