@@ -72,8 +72,9 @@ typedef struct st_logout_job_t {
     gw_job_t super;
     uint8_t hash[STORE_HASH_LEN];
     char source[64];
-    int saml;           /* the SAML IdP is on: SPs this session signed in to are logged out too */
-    char slo_state[64]; /* set when there are such SPs: the browser walks /saml/slo/next with it */
+    int saml; /* the SAML IdP is on: SPs this session signed in to are logged out too */
+    char slo_state[SAML_LOGOUT_TOKEN_MAX + 1];  /* set when there are such SPs: the browser walks /saml/slo/next */
+    char slo_cookie[SAML_LOGOUT_TOKEN_MAX + 1]; /* with it, and only this browser (SAML_LOGOUT_WALK_COOKIE) */
     struct st_saml_idp_t *saml_idp;
     char *idp_logout; /* an enterprise IdP opened the session: its single logout first (malloc'd URL) */
 } logout_job_t;
@@ -581,13 +582,9 @@ static void logout_run(gw_job_t *job, gw_worker_t *w)
     if (store_session_lookup(db, j->hash, &sess) == 0)
         snprintf(who, sizeof(who), "user:%s", sess.user.username);
     store_session_dispose(&sess);
-    if (j->saml) { /* mark the session's SAML sign-ins before the session goes (saml/slo.c walks them) */
-        uint8_t state_hash[STORE_HASH_LEN];
-        store_saml_walk_t walk = {0}; /* portier's own: the walk ends on /login?logged_out=1 */
-        gw_random_token(32, j->slo_state, sizeof(j->slo_state), state_hash);
-        if (store_saml_logout_start(db, j->hash, state_hash, &walk, SAML_LOGOUT_WALK_TTL) <= 0)
-            j->slo_state[0] = '\0';
-    }
+    /* mark the session's SAML sign-ins before the session goes (saml/slo.c walks them, in this browser only) */
+    if (j->saml && saml_logout_walk_start(db, j->hash, j->slo_state, j->slo_cookie) <= 0)
+        j->slo_state[0] = '\0';
     if (j->saml) { /* an enterprise IdP that opened this session is told first, then the walk above continues */
         char next[sizeof(j->slo_state) + 32] = "/login?logged_out=1";
         if (j->slo_state[0] != '\0')
@@ -607,6 +604,8 @@ static void logout_done(gw_job_t *job)
     if (job->req != NULL) {
         gw_server_t *server = gw_loop_of(job->req)->server;
         gw_set_cookie(job->req, server->conf->session_cookie, "", 0);
+        if (j->slo_state[0] != '\0') /* also when an enterprise IdP is told first: its answer comes back here */
+            gw_set_cookie(job->req, SAML_LOGOUT_WALK_COOKIE, j->slo_cookie, SAML_LOGOUT_WALK_TTL);
         if (j->idp_logout != NULL) {
             gw_send_redirect(job->req, 303, h2o_strdup(&job->req->pool, j->idp_logout, SIZE_MAX).base);
         } else if (j->slo_state[0] != '\0') {
@@ -618,6 +617,8 @@ static void logout_done(gw_job_t *job)
         }
     }
     free(j->idp_logout);
+    sodium_memzero(j->slo_state, sizeof(j->slo_state));
+    sodium_memzero(j->slo_cookie, sizeof(j->slo_cookie));
     free(j);
 }
 

@@ -164,6 +164,18 @@ void saml_register(saml_idp_t *idp, struct st_gw_server_t *server, struct st_h2o
 /* Seconds a single logout walk across the SPs (saml/slo.c; started by /logout or by an SP's LogoutRequest) may
  * take before its state is void. */
 #define SAML_LOGOUT_WALK_TTL 600
+/* The cookie that binds a walk to the browser that started it: only that browser can continue the walk (and receive
+ * the answer to the SP that asked). Set for SAML_LOGOUT_WALK_TTL seconds. */
+#define SAML_LOGOUT_WALK_COOKIE "__Host-portier-slo"
+#define SAML_LOGOUT_TOKEN_MAX   64 /* a walk's state and cookie value, without the NUL */
+
+/* /logout's walk (worker thread, before the session row is deleted): marks the SP sign-ins of `session` for a walk
+ * bound to this browser. Returns how many SPs are to be walked (then `state` is the walk's state for
+ * /saml/slo/next?state= and `cookie` the value of SAML_LOGOUT_WALK_COOKIE, both secrets the caller wipes), 0 when
+ * there are none, or a negative error. */
+struct st_store_t;
+int saml_logout_walk_start(struct st_store_t *db, const uint8_t session[32], char state[SAML_LOGOUT_TOKEN_MAX + 1],
+                           char cookie[SAML_LOGOUT_TOKEN_MAX + 1]) __attribute__((warn_unused_result));
 
 /* SP-initiated single logout towards an enterprise IdP. Worker thread, before the session row is deleted: when an
  * IdP with a logout endpoint opened `session`, records a signed LogoutRequest and sets *location (malloc'd) to the

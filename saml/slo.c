@@ -11,10 +11,11 @@
  *                        /login?logged_out=1.
  *
  * A walk's state is server-side (store: saml_logout_walks, the marked saml_sp_sessions rows), keyed by the hash of
- * a random token and void after SAML_LOGOUT_WALK_TTL. A walk an SP started keeps that SP's request (replayed
- * through lasso for the answer: InResponseTo, the SP's response location and binding) and its RelayState, and is
- * bound to the browser that brought the request (a Lax cookie, WALK_COOKIE): another browser holding the state can
- * neither continue the walk nor receive the answer. The answer's status is Success, with the second-level status
+ * a random token and void after SAML_LOGOUT_WALK_TTL. Every walk is bound to the browser that started it (the one
+ * that posted /logout or brought the SP's LogoutRequest) by a Lax cookie, WALK_COOKIE: another browser holding the
+ * state can neither continue the walk nor receive its end (400, the walk stays where it was). A walk an SP started
+ * keeps that SP's request (replayed through lasso for the answer: InResponseTo, the SP's response location and
+ * binding) and its RelayState. The answer's status is Success, with the second-level status
  * PartialLogout when another SP could not be sent a request or answered with an error status (SPs that never
  * answer cannot be told apart from slow ones and do not count). A LogoutRequest for a session that is gone already
  * is answered Success: the principal is logged out, which is what the SP asked for.
@@ -36,14 +37,14 @@
 #include "gateway/gateway.h"
 #include "saml/internal.h"
 
-#define STATE_MAX        64
+#define STATE_MAX        SAML_LOGOUT_TOKEN_MAX
 #define LOCATION_MAX     4096
 #define SLO_PATH         "/saml/slo"
 #define NEXT_PATH        "/saml/slo/next"
 #define LOGGED_OUT       "/login?logged_out=1"
 #define MAX_WALK_SKIP    64 /* SPs without a logout endpoint skipped in one step */
 #define WALK_TOKEN_BYTES 32
-#define WALK_COOKIE      "__Host-portier-slo" /* SameSite=Lax: every step of a walk is a top-level GET */
+#define WALK_COOKIE      SAML_LOGOUT_WALK_COOKIE /* SameSite=Lax: every step of a walk is a top-level GET */
 
 enum { SLO_MESSAGE, SLO_NEXT };
 enum { OUT_UNAVAILABLE, OUT_REDIRECT, OUT_POST, OUT_ERROR };
@@ -73,6 +74,23 @@ typedef struct st_slo_job_t {
     const char *reason;
     char *url, *body; /* OUT_REDIRECT: url; OUT_POST: url + body (SAMLResponse) */
 } slo_job_t;
+
+/* What the browser is told when a message or a walk step is refused (400): one line per reason that has its own. */
+static const struct {
+    const char *reason;
+    const char *text;
+} refusals[] = {
+    {"other_browser", "This sign-out can only be continued in the browser that started it."},
+    {NULL, "The application's sign-out message could not be accepted."},
+};
+
+static const char *refusal_text(const char *reason)
+{
+    size_t i = 0;
+    while (refusals[i].reason != NULL && (reason == NULL || strcmp(refusals[i].reason, reason) != 0))
+        ++i;
+    return refusals[i].text;
+}
 
 static void audit_as(store_t *db, const char *actor, const char *action, const char *sp, const char *outcome,
                      const char *source, const char *details)
@@ -119,23 +137,38 @@ static int take_message(slo_job_t *j, LassoProfile *p)
     return j->url != NULL && (p->msg_body == NULL || j->body != NULL) ? 0 : -1;
 }
 
-/* Marks the session's other SP sign-ins for a walk bound to this browser, keeping what the final answer to `sp`
- * needs. How many SPs are to be walked (then j->state and j->walk_token are set), or a negative error. */
+/* Marks the session's SP sign-ins (but the initiator's) for a walk bound to a new browser token: how many SPs are
+ * to be walked (then state and token are set), or a negative error. */
+static int begin_walk(store_t *db, const uint8_t session[STORE_HASH_LEN], store_saml_walk_t *w,
+                      char state[STATE_MAX + 1], char token[STATE_MAX + 1])
+{
+    uint8_t state_hash[STORE_HASH_LEN];
+    gw_random_token(WALK_TOKEN_BYTES, state, STATE_MAX + 1, state_hash);
+    gw_random_token(WALK_TOKEN_BYTES, token, STATE_MAX + 1, w->browser);
+    w->has_browser = 1;
+    int n = store_saml_logout_start(db, session, state_hash, w, SAML_LOGOUT_WALK_TTL);
+    sodium_memzero(w->browser, sizeof(w->browser));
+    return n;
+}
+
+int saml_logout_walk_start(store_t *db, const uint8_t session[STORE_HASH_LEN], char state[STATE_MAX + 1],
+                           char cookie[STATE_MAX + 1])
+{
+    store_saml_walk_t w = {0}; /* portier's own: the walk ends on /login?logged_out=1 */
+    return begin_walk(db, session, &w, state, cookie);
+}
+
+/* The same for the walk an SP's LogoutRequest starts, keeping what the final answer to `sp` needs; sets j->state
+ * and j->walk_token. */
 static int start_walk(slo_job_t *j, store_t *db, const saml_sp_config_t *sp, const uint8_t session[STORE_HASH_LEN],
                       const char *dump)
 {
-    uint8_t state_hash[STORE_HASH_LEN];
     store_saml_walk_t w = {.initiator = sp->md.entity_id,
                            .binding = j->binding == SAML_BINDING_KIND_POST ? "post" : "redirect",
                            .message = j->message,
                            .relay_state = j->relay_state,
-                           .lasso_session = (char *)dump,
-                           .has_browser = 1};
-    gw_random_token(WALK_TOKEN_BYTES, j->state, sizeof(j->state), state_hash);
-    gw_random_token(WALK_TOKEN_BYTES, j->walk_token, sizeof(j->walk_token), w.browser);
-    int n = store_saml_logout_start(db, session, state_hash, &w, SAML_LOGOUT_WALK_TTL);
-    sodium_memzero(w.browser, sizeof(w.browser));
-    return n;
+                           .lasso_session = (char *)dump};
+    return begin_walk(db, session, &w, j->state, j->walk_token);
 }
 
 /* Top-level Success with a second-level status (PartialLogout), or plain Success when second is NULL. */
@@ -294,10 +327,6 @@ static void answer_initiator(slo_job_t *j, store_t *db, LassoServer *ls, const s
 {
     size_t sp_index;
     const saml_sp_config_t *sp = saml_sp_by_entity(j->idp, w->initiator, &sp_index);
-    if (!j->has_browser || sodium_memcmp(j->browser, w->browser, STORE_HASH_LEN) != 0) {
-        refuse(j, db, sp, "other_browser");
-        return;
-    }
     int taken = store_saml_logout_walk_take(db, state_hash); /* the answer is given once */
     if (taken != 0) {
         if (taken == -ENOENT)
@@ -327,18 +356,27 @@ static void answer_initiator(slo_job_t *j, store_t *db, LassoServer *ls, const s
     lasso_logout_destroy(logout);
 }
 
-/* The walk has no SP left: answer the SP that started it, or end on our own page (/logout's walk). */
+/* The walk has no SP left for this browser: in the browser that started it, answer the SP that started it, or end
+ * on our own page (/logout's walk). Another browser is refused and changes nothing. */
 static void end_walk(slo_job_t *j, store_t *db, LassoServer *ls, const uint8_t state_hash[STORE_HASH_LEN])
 {
     store_saml_walk_t w;
     int r = store_saml_logout_walk_get(db, state_hash, &w);
-    if (r != 0 && r != -ENOENT)
+    if (r == -ENOENT) {
+        redirect_to(j, "%s", LOGGED_OUT); /* over (or expired): nothing is left to do */
+        return;
+    }
+    if (r != 0)
         return; /* unavailable */
-    if (r == 0 && w.initiator != NULL) {
+    if (!w.has_browser || !j->has_browser || sodium_memcmp(j->browser, w.browser, STORE_HASH_LEN) != 0) {
+        size_t sp_index;
+        refuse(j, db, w.initiator != NULL ? saml_sp_by_entity(j->idp, w.initiator, &sp_index) : NULL, "other_browser");
+    } else if (w.initiator != NULL) {
         answer_initiator(j, db, ls, &w, state_hash);
     } else {
-        if (r == 0 && store_saml_logout_walk_take(db, state_hash) != 0)
+        if (store_saml_logout_walk_take(db, state_hash) != 0)
             gw_log("info", "saml", "slo.walk_gone", NULL); /* another request ended it meanwhile */
+        j->walk_cookie = -1;
         redirect_to(j, "%s", LOGGED_OUT);
     }
     store_saml_walk_dispose(&w);
@@ -417,10 +455,7 @@ static void slo_done(gw_job_t *job)
         switch (j->outcome) {
         case OUT_REDIRECT: gw_send_redirect(req, 303, h2o_strdup(&req->pool, j->url, SIZE_MAX).base); break;
         case OUT_POST: saml_send_post_form(req, j->url, "SAMLResponse", j->body, j->relay_state); break;
-        case OUT_ERROR:
-            gw_send_message(req, 400, "Sign-out refused", "The application's sign-out message could not be accepted.",
-                            NULL, NULL);
-            break;
+        case OUT_ERROR: gw_send_message(req, 400, "Sign-out refused", refusal_text(j->reason), NULL, NULL); break;
         default: gw_send_unavailable(req);
         }
     }

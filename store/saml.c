@@ -181,7 +181,7 @@ int store_saml_logout_next(store_t *st, const uint8_t state[STORE_HASH_LEN], con
     PGresult *res = store_exec(st,
                                "DELETE FROM saml_sp_sessions WHERE ctid = (SELECT s.ctid FROM saml_sp_sessions s "
                                "JOIN saml_logout_walks w ON w.state_hash = s.logout_state WHERE s.logout_state = $1 "
-                               "AND w.expires_at > now() AND (w.browser_hash IS NULL OR w.browser_hash = $2) "
+                               "AND w.expires_at > now() AND w.browser_hash = $2 "
                                "ORDER BY s.sp LIMIT 1 FOR UPDATE OF s SKIP LOCKED) RETURNING sp, lasso_session",
                                2, p, lengths);
     int rc = store_result_status(res, 1);

@@ -237,9 +237,9 @@ int store_saml_sp_session_find(store_t *st, const char *sp, const char *name_id,
 /* Forgets the SP sign-ins of a portier session that no logout walk holds. */
 int store_saml_sp_sessions_forget(store_t *st, const uint8_t session[STORE_HASH_LEN])
     __attribute__((warn_unused_result));
-/* A single logout walk (saml_logout_walks): all NULL/0 for /logout's walks; for one an SP's LogoutRequest started,
- * what the final LogoutResponse to that SP needs and the browser that may continue the walk. Strings malloc'd
- * when read (store_saml_walk_dispose), borrowed when written. */
+/* A single logout walk (saml_logout_walks): the browser that may continue it (every walk has one), and for a walk
+ * an SP's LogoutRequest started what the final LogoutResponse to that SP needs (all NULL for /logout's walks).
+ * Strings malloc'd when read (store_saml_walk_dispose), borrowed when written. */
 typedef struct st_store_saml_walk_t {
     char *initiator, *binding, *message, *relay_state, *lasso_session;
     int has_browser, partial;
@@ -251,7 +251,8 @@ typedef struct st_store_saml_walk_t {
 int store_saml_logout_start(store_t *st, const uint8_t session[STORE_HASH_LEN], const uint8_t state[STORE_HASH_LEN],
                             const store_saml_walk_t *walk, unsigned ttl) __attribute__((warn_unused_result));
 /* Takes (deletes) one SP sign-in of an unexpired walk that `browser` (a hash, or NULL when the request has no walk
- * cookie) may continue: 0 with sp and lasso_session (malloc'd), -ENOENT when there is none. */
+ * cookie) may continue (the walk's browser_hash is that hash: NULL matches none): 0 with sp and lasso_session
+ * (malloc'd), -ENOENT when there is none. */
 int store_saml_logout_next(store_t *st, const uint8_t state[STORE_HASH_LEN], const uint8_t *browser, char **sp,
                            char **lasso_session) __attribute__((warn_unused_result));
 /* Notes that an SP of the walk could not be told or answered with an error status. */

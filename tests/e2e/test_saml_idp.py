@@ -329,17 +329,45 @@ def test_sp_initiated_logout_ends_the_portier_session_everywhere(saml_env):
     assert any(row[0] == "user:" + USER and row[1] == "sp:py" and '"sp"' in row[3] for row in rows)
 
 
+WALK_COOKIE = "__Host-portier-slo"
+
+
+def walk_get(url, token):
+    """A step of a logout walk in the browser that holds the walk cookie `token` (None: another browser)."""
+    return harness.requests.get(url, verify=False, allow_redirects=False, timeout=10,
+                                cookies={WALK_COOKIE: token} if token else None)
+
+
+def walk_cookie_of(r):
+    """The walk cookie a response sets (checked: Secure, HttpOnly, SameSite=Lax, a lifetime), registered as a
+    secret."""
+    line = harness.set_cookie_for(r, WALK_COOKIE)
+    assert line, r.headers
+    _, token, attrs = harness.cookie_attributes(line)
+    harness.register_secret(token)
+    assert "secure" in attrs and "httponly" in attrs and attrs.get("samesite", "").lower() == "lax", line
+    assert attrs.get("path") == "/" and "domain" not in attrs and int(attrs.get("max-age", "0")) > 0, line
+    return token
+
+
+def portier_logout_walk(env, names):
+    """A fresh session signed in to the SPs `names` posts /logout: (session cookie, first step URL, walk cookie)."""
+    p = env["portier"]
+    cookie = fresh_session(env)
+    for name in names:
+        url, rid = env["sps"][name].login_url()
+        assertion_ok(env, name, get(p, url, cookie), rid)
+    r = p.logout(cookie)
+    assert r.status_code == 303 and r.headers["location"].startswith("/saml/slo/next?state="), r.headers
+    return cookie, p.url(r.headers["location"]), walk_cookie_of(r)
+
+
 def test_portier_logout_logs_out_of_every_sp_signed_in_to(saml_env):
     p = saml_env["portier"]
-    cookie = fresh_session(saml_env)
-    for name in ("py", "unsigned"):
-        url, rid = saml_env["sps"][name].login_url()
-        assertion_ok(saml_env, name, get(p, url, cookie), rid)
-    r = p.logout(cookie)
-    assert r.status_code == 303 and r.headers["location"].startswith("/saml/slo/next?state=")
-    url, told = p.url(r.headers["location"]), set()
+    cookie, url, token = portier_logout_walk(saml_env, ("py", "unsigned"))
+    told = set()
     for _ in range(8):
-        r = get(p, url)
+        r = walk_get(url, token)
         assert r.status_code == 303, (r.status_code, r.text[:300])
         loc = r.headers["location"]
         if loc == "/login?logged_out=1":
@@ -361,10 +389,37 @@ def test_portier_logout_logs_out_of_every_sp_signed_in_to(saml_env):
             assert bad.status_code == 400 and "location" not in bad.headers
         url = answer  # the SP's LogoutResponse goes back to portier, which continues with the next SP
     assert told == {"py", "unsigned"} and loc == "/login?logged_out=1"
+    _, value, _ = harness.cookie_attributes(harness.set_cookie_for(r, WALK_COOKIE))
+    assert value == ""  # the walk cookie is cleared at the end
     assert p.proxied("/", cookie).status_code == 401
 
 
-WALK_COOKIE = "__Host-portier-slo"
+def test_portier_logout_walk_continues_only_in_the_browser_that_posted_logout(saml_env):
+    """The walk /logout starts is bound to its browser like an SP's: another browser that holds the state (no walk
+    cookie, or its own) gets 400 and the walk does not move; the browser that posted /logout then walks every SP."""
+    p = saml_env["portier"]
+    _, url, token = portier_logout_walk(saml_env, ("py", "unsigned"))
+    for stranger in (None, "not-the-walk-cookie-" + "x" * 23):
+        r = walk_get(url, stranger)
+        assert r.status_code == 400 and "location" not in r.headers, (r.status_code, r.headers)
+        assert "browser that started it" in r.text
+        assert harness.set_cookie_for(r, WALK_COOKIE) is None
+    rows = audit_rows(saml_env, "saml.logout")
+    assert rows[-1][2] == "failure" and "other_browser" in rows[-1][3], rows[-1]
+    told = []
+    for _ in range(8):  # nothing was taken by the strangers: both SPs are still told, py first (the walk's order)
+        r = walk_get(url, token)
+        assert r.status_code == 303, (r.status_code, r.text[:300])
+        loc = r.headers["location"]
+        if loc == "/login?logged_out=1":
+            break
+        sp = next(sp for sp in saml_env["sps"].values()
+                  if loc.startswith(sp.settings["sp"]["singleLogoutService"]["url"] + "?SAMLRequest="))
+        told.append(sp.name)
+        auth, answer = saml_peers.sp_process_slo(sp, loc)
+        assert auth.get_errors() == [], auth.get_last_error_reason()
+        url = p.url(walk_get(answer, None).headers["location"])  # the SP's answer: on to the next step
+    assert told == ["py", "unsigned"] and loc == "/login?logged_out=1"
 
 
 def signed_in_to(env, cookie, names):
@@ -376,12 +431,6 @@ def signed_in_to(env, cookie, names):
     return auths
 
 
-def walk_get(url, token):
-    """A step of a logout walk in the browser that holds the walk cookie `token` (None: another browser)."""
-    return harness.requests.get(url, verify=False, allow_redirects=False, timeout=10,
-                                cookies={WALK_COOKIE: token} if token else None)
-
-
 def start_sp_logout(env, cookie, auths, first):
     """SP `first` sends its LogoutRequest with the browser: (response, request id, RelayState, walk cookie)."""
     p = env["portier"]
@@ -389,12 +438,7 @@ def start_sp_logout(env, cookie, auths, first):
     relay = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["RelayState"][0]
     r = get(p, url, cookie)
     assert r.status_code == 303, (r.status_code, r.text[:300])
-    line = harness.set_cookie_for(r, WALK_COOKIE)
-    assert line, r.headers
-    _, token, attrs = harness.cookie_attributes(line)
-    harness.register_secret(token)
-    assert "secure" in attrs and "httponly" in attrs and attrs.get("samesite", "").lower() == "lax", line
-    return r, rid, relay, token
+    return r, rid, relay, walk_cookie_of(r)
 
 
 def told_to_log_out(env, name, loc, auth):
