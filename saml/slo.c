@@ -30,6 +30,8 @@
 
 #include <lasso/lasso.h>
 #include <lasso/utils.h>
+#include <lasso/xml/saml-2.0/saml2_assertion.h>
+#include <lasso/xml/saml-2.0/saml2_subject.h>
 #include <lasso/xml/saml-2.0/samlp2_logout_request.h>
 #include <lasso/xml/saml-2.0/saml2_name_id.h>
 #include <sodium.h>
@@ -171,14 +173,48 @@ static int start_walk(slo_job_t *j, store_t *db, const saml_sp_config_t *sp, con
     return begin_walk(db, session, &w, j->state, j->walk_token);
 }
 
-/* Top-level Success with a second-level status (PartialLogout), or plain Success when second is NULL. */
-static void set_success(LassoProfile *p, const char *second)
+/* An attribute of a NameID that a request may leave out: absent, it matches; given, it must be the issued value, or
+ * the default when none was issued. */
+static int optional_matches(const char *asked, const char *issued, const char *default_)
+{
+    const char *want = issued != NULL ? issued : default_;
+    return asked == NULL || (want != NULL && strcmp(asked, want) == 0);
+}
+
+/* The one check of an SP's LogoutRequest NameID against the NameID issued to that SP in the session's assertion
+ * (p->session): the value must be the same; the Format, NameQualifier, SPNameQualifier and SPProvidedID only when
+ * the request gives them, as SAML core makes them optional, the qualifiers defaulting to the IdP and the SP. On a
+ * match the request's NameID takes the issued attributes, so that lasso's own comparison (of every attribute, an
+ * absent one only equal to an absent one) agrees. 0, or -1 when it names someone else. */
+static int agree_on_name_id(const saml_idp_t *idp, const saml_sp_config_t *sp, LassoProfile *p)
+{
+    LassoSamlp2LogoutRequest *req = LASSO_SAMLP2_LOGOUT_REQUEST(p->request);
+    LassoNode *node = p->session != NULL ? lasso_session_get_assertion(p->session, sp->md.entity_id) : NULL;
+    if (req == NULL || req->NameID == NULL || node == NULL || !LASSO_IS_SAML2_ASSERTION(node) ||
+        LASSO_SAML2_ASSERTION(node)->Subject == NULL || LASSO_SAML2_ASSERTION(node)->Subject->NameID == NULL)
+        return -1;
+    LassoSaml2NameID *asked = req->NameID, *issued = LASSO_SAML2_ASSERTION(node)->Subject->NameID;
+    if (asked->content == NULL || issued->content == NULL || strcmp(asked->content, issued->content) != 0 ||
+        !optional_matches(asked->Format, issued->Format, NULL) ||
+        !optional_matches(asked->NameQualifier, issued->NameQualifier, idp->entity_id) ||
+        !optional_matches(asked->SPNameQualifier, issued->SPNameQualifier, sp->md.entity_id) ||
+        !optional_matches(asked->SPProvidedID, issued->SPProvidedID, NULL))
+        return -1;
+    lasso_assign_string(asked->Format, issued->Format);
+    lasso_assign_string(asked->NameQualifier, issued->NameQualifier);
+    lasso_assign_string(asked->SPNameQualifier, issued->SPNameQualifier);
+    lasso_assign_string(asked->SPProvidedID, issued->SPProvidedID);
+    return 0;
+}
+
+/* The answer's status: `top` with a second-level status, or none when second is NULL. */
+static void set_status(LassoProfile *p, const char *top_value, const char *second)
 {
     LassoSamlp2StatusResponse *res = LASSO_SAMLP2_STATUS_RESPONSE(p->response);
     if (res == NULL || res->Status == NULL || res->Status->StatusCode == NULL)
         return;
     LassoSamlp2StatusCode *top = res->Status->StatusCode;
-    lasso_assign_string(top->Value, LASSO_SAML2_STATUS_CODE_SUCCESS);
+    lasso_assign_string(top->Value, top_value);
     if (top->StatusCode != NULL) {
         lasso_node_destroy(LASSO_NODE(top->StatusCode));
         top->StatusCode = NULL;
@@ -189,8 +225,10 @@ static void set_success(LassoProfile *p, const char *second)
     }
 }
 
-/* The portier session behind the request's NameID/SessionIndex ends, the walk of the session's other SPs starts
- * (when there are any), or lasso answers at once from the recorded assertion. */
+/* The portier session behind the request's SessionIndex (or NameID) ends, the walk of the session's other SPs starts
+ * (when there are any), or lasso answers at once from the recorded assertion. A NameID other than the one issued for
+ * that sign-in ends nothing and is answered Requester/UnknownPrincipal (SAML core 3.7.3.2: the principal named is not
+ * the one of that session). */
 static void sp_logout_request(slo_job_t *j, store_t *db, LassoServer *ls, const saml_sp_config_t *sp, int signed_)
 {
     LassoLogout *logout = lasso_logout_new(ls);
@@ -211,13 +249,20 @@ static void sp_logout_request(slo_job_t *j, store_t *db, LassoServer *ls, const 
                     : -ENOENT;
     if (found == -EIO)
         goto exit; /* unavailable */
+    int mismatch = 0;
     if (found == 0) {
+        lasso_profile_set_session_from_dump(p, dump);
+        mismatch = agree_on_name_id(j->idp, sp, p) != 0;
+    }
+    if (mismatch) {
+        audit(db, "saml.logout", sp->name, "failure", j->source, "{\"reason\":\"name_id_mismatch\"}");
+        gw_log("info", "saml", "slo.name_id_mismatch", "sp", sp->name, NULL);
+    } else if (found == 0) {
         store_session_t sess = {0};
         char actor[320] = "anonymous";
         if (store_session_lookup(db, hash, &sess) == 0) /* name the user in the audit trail, if still signed in */
             snprintf(actor, sizeof(actor), "user:%s", sess.user.username);
         store_session_dispose(&sess);
-        lasso_profile_set_session_from_dump(p, dump);
         int walk = start_walk(j, db, sp, hash, dump); /* before the rows of the session are forgotten */
         if (walk < 0)
             goto exit;
@@ -234,8 +279,10 @@ static void sp_logout_request(slo_job_t *j, store_t *db, LassoServer *ls, const 
         }
     }
     lasso_logout_validate_request(logout); /* sets the response status (Success, or why not) */
-    if (found == -ENOENT && name_id != NULL)
-        set_success(p, NULL); /* no such session (any more): the principal is logged out all the same */
+    if (mismatch)
+        set_status(p, LASSO_SAML2_STATUS_CODE_REQUESTER, LASSO_SAML2_STATUS_CODE_UNKNOWN_PRINCIPAL);
+    else if (found == -ENOENT && name_id != NULL) /* no such session (any more): logged out all the same */
+        set_status(p, LASSO_SAML2_STATUS_CODE_SUCCESS, NULL);
     if (j->relay_state != NULL)
         lasso_assign_string(p->msg_relayState, j->relay_state);
     if (lasso_logout_build_response_msg(logout) != 0 || take_message(j, p) != 0)
@@ -337,11 +384,12 @@ static void answer_initiator(slo_job_t *j, store_t *db, LassoServer *ls, const s
     LassoLogout *logout = lasso_logout_new(ls);
     LassoProfile *p = LASSO_PROFILE(logout);
     int ok = sp != NULL && lasso_logout_process_request_msg(logout, w->message) == 0 &&
-             lasso_profile_set_session_from_dump(p, w->lasso_session) == 0;
+             lasso_profile_set_session_from_dump(p, w->lasso_session) == 0 &&
+             agree_on_name_id(j->idp, sp, p) == 0; /* as it did when the request arrived */
     if (ok) {
         lasso_logout_validate_request(logout); /* the SP's own sign-in: Success */
         if (w->partial)
-            set_success(p, LASSO_SAML2_STATUS_CODE_PARTIAL_LOGOUT);
+            set_status(p, LASSO_SAML2_STATUS_CODE_SUCCESS, LASSO_SAML2_STATUS_CODE_PARTIAL_LOGOUT);
         if (w->relay_state != NULL) {
             lasso_assign_string(p->msg_relayState, w->relay_state);
             j->relay_state = strdup(w->relay_state); /* the POST form carries it */

@@ -102,12 +102,15 @@ int store_saml_sp_session_put(store_t *st, const uint8_t session[STORE_HASH_LEN]
 int store_saml_sp_session_find(store_t *st, const char *sp, const char *name_id, const char *session_index,
                                uint8_t session[STORE_HASH_LEN], char **lasso_session)
 {
-    const char *p[] = {sp, name_id, session_index};
+    /* the SessionIndex names one sign-in; the NameID is then the caller's to check against the issued one */
+    const char *p[] = {sp, session_index != NULL ? session_index : name_id};
     PGresult *res = store_exec(st,
-                               "SELECT session_hash, lasso_session FROM saml_sp_sessions WHERE sp = $1 AND "
-                               "name_id = $2 AND ($3::text IS NULL OR session_index = $3) AND logout_state IS NULL "
-                               "ORDER BY created_at DESC LIMIT 1",
-                               3, p, NULL);
+                               session_index != NULL
+                                   ? "SELECT session_hash, lasso_session FROM saml_sp_sessions WHERE sp = $1 AND "
+                                     "session_index = $2 AND logout_state IS NULL ORDER BY created_at DESC LIMIT 1"
+                                   : "SELECT session_hash, lasso_session FROM saml_sp_sessions WHERE sp = $1 AND "
+                                     "name_id = $2 AND logout_state IS NULL ORDER BY created_at DESC LIMIT 1",
+                               2, p, NULL);
     int rc = store_result_status(res, 1);
     if (rc != 0)
         return rc;

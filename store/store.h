@@ -229,8 +229,9 @@ void store_saml_pending_dispose(store_saml_pending_t *p);
 int store_saml_sp_session_put(store_t *st, const uint8_t session[STORE_HASH_LEN], const char *sp, const char *name_id,
                               const char *format, const char *session_index, const char *lasso_session)
     __attribute__((warn_unused_result));
-/* The portier session and lasso session dump behind (sp, name_id[, session_index]); -ENOENT. *lasso_session is
- * malloc'd. */
+/* The portier session and lasso session dump of the SP sign-in that session_index names, or without one the latest
+ * for name_id (the NameID value); -ENOENT. A SessionIndex is looked up alone: the caller checks the request's NameID
+ * against the one the dump's assertion issued. *lasso_session is malloc'd. */
 int store_saml_sp_session_find(store_t *st, const char *sp, const char *name_id, const char *session_index,
                                uint8_t session[STORE_HASH_LEN], char **lasso_session)
     __attribute__((warn_unused_result));

@@ -118,11 +118,15 @@ class OneLoginSP:
         return auth
 
 
-def sp_logout_url(sp, auth):
-    """The SP's signed LogoutRequest URL for the session `auth` received; (url, request id)."""
+def sp_logout_url(sp, auth, name_id=None, qualifiers=True):
+    """The SP's signed LogoutRequest URL for the session `auth` received; (url, request id). name_id: another NameID
+    value instead of the one received; qualifiers=False: the NameID without NameQualifier and SPNameQualifier (they
+    are optional, as many SPs send it)."""
     lo = OneLogin_Saml2_Auth(sp._request("/logout"), sp.settings)
-    url = lo.logout(name_id=auth.get_nameid(), session_index=auth.get_session_index(),
-                    name_id_format=auth.get_nameid_format(), nq=auth.get_nameid_nq(), spnq=auth.get_nameid_spnq())
+    url = lo.logout(name_id=name_id if name_id is not None else auth.get_nameid(),
+                    session_index=auth.get_session_index(), name_id_format=auth.get_nameid_format(),
+                    nq=auth.get_nameid_nq() if qualifiers else None,
+                    spnq=auth.get_nameid_spnq() if qualifiers else None)
     return url, lo.get_last_request_id()
 
 

@@ -562,6 +562,68 @@ def test_sp_logout_request_for_a_session_that_is_gone_is_answered_success(saml_e
     assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
 
 
+def logout_response_xml(sp, loc):
+    """The LogoutResponse portier sent SP `sp` by HTTP-Redirect."""
+    assert loc.startswith(sp.settings["sp"]["singleLogoutService"]["url"] + "?SAMLResponse="), loc
+    assert "Signature=" in loc
+    return saml_peers.redirect_xml(loc, "SAMLResponse")
+
+
+def test_sp_logout_request_without_name_qualifiers_is_answered_success(saml_env):
+    """SAML core: NameQualifier and SPNameQualifier are optional (they default to the IdP and the SP); a NameID
+    that leaves them out but has the issued value and Format names the principal all the same: the session ends,
+    the other SP is told, and the answer (the request replayed through lasso after the walk) is Success."""
+    p = saml_env["portier"]
+    py = saml_env["sps"]["py"]
+    cookie = fresh_session(saml_env)
+    auths = signed_in_to(saml_env, cookie, ("py", "unsigned"))
+    assert auths["py"].get_nameid_nq() and auths["py"].get_nameid_spnq()  # what portier issued has both
+    url, lrid = saml_peers.sp_logout_url(py, auths["py"], qualifiers=False)
+    sent = saml_peers.redirect_xml(url)
+    assert "NameQualifier" not in sent and auths["py"].get_nameid() in sent, sent
+    r = get(p, url, cookie)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    token = walk_cookie_of(r)
+    r = walk_get(p.url(r.headers["location"]), token)
+    other = told_to_log_out(saml_env, "unsigned", r.headers["location"], auths["unsigned"])
+    _, answer = saml_peers.sp_process_slo(other, r.headers["location"])
+    r = walk_get(p.url(walk_get(answer, None).headers["location"]), token)
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    xml = logout_response_xml(py, r.headers["location"])
+    assert 'InResponseTo="%s"' % lrid in xml and "status:Success" in xml and "RequestDenied" not in xml, xml
+    sp_auth, _ = saml_peers.sp_process_slo(py, r.headers["location"], lrid)
+    assert sp_auth.get_errors() == [], sp_auth.get_last_error_reason()
+    assert p.proxied("/", cookie).status_code == 401
+
+
+def test_sp_logout_request_for_another_name_id_is_unknown_principal_and_ends_nothing(saml_env):
+    """A LogoutRequest whose NameID is not the one issued for the session its SessionIndex names (another value,
+    with or without the qualifiers) is answered Requester/UnknownPrincipal; no session ends, and the right NameID
+    still logs out afterwards."""
+    p = saml_env["portier"]
+    py = saml_env["sps"]["py"]
+    cookie = fresh_session(saml_env)
+    auths = signed_in_to(saml_env, cookie, ("py", "unsigned"))
+    other = auths["py"].get_nameid() + "-someone-else"  # differs by construction
+    for qualifiers in (True, False):
+        url, lrid = saml_peers.sp_logout_url(py, auths["py"], name_id=other, qualifiers=qualifiers)
+        assert other in saml_peers.redirect_xml(url)
+        r = get(p, url, cookie)
+        assert r.status_code == 303, (r.status_code, r.text[:300])
+        assert harness.set_cookie_for(r, SESSION_COOKIE) is None and harness.set_cookie_for(r, WALK_COOKIE) is None
+        xml = logout_response_xml(py, r.headers["location"])
+        assert 'InResponseTo="%s"' % lrid in xml, xml
+        assert re.search(r'<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Requester">\s*'
+                         r'<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"', xml), xml
+        assert p.proxied("/", cookie).status_code == 200  # the session lives on
+        rows = audit_rows(saml_env, "saml.logout")
+        assert rows[-1][1] == "sp:py" and rows[-1][2] == "failure" and "name_id_mismatch" in rows[-1][3], rows[-1]
+    r, lrid, _, token = start_sp_logout(saml_env, cookie, auths, "py")  # nothing was marked or forgotten
+    assert p.proxied("/", cookie).status_code == 401
+    r = walk_get(p.url(r.headers["location"]), token)
+    told_to_log_out(saml_env, "unsigned", r.headers["location"], auths["unsigned"])
+
+
 # ---- SSO is activity for the idle timeout ----
 
 IDLE = 5  # seconds (session.idle_timeout of the instance below)
