@@ -21,12 +21,15 @@
  * is answered Success: the principal is logged out, which is what the SP asked for.
  *
  * Every message passes the intake gatekeeper first; lasso verifies signatures with the SP's metadata key, and an
- * SP that must sign its requests (require_signed_requests, or its metadata) must sign its LogoutRequests too.
+ * SP that must sign its requests (require_signed_requests, or its metadata) must sign its LogoutRequests too. A
+ * LogoutRequest is then accepted once and while fresh (accept_once: the IdP's request-ID replay cache), and its
+ * NameID must be the one issued for the sign-in it names (agree_on_name_id); only then does anything end.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <lasso/lasso.h>
 #include <lasso/utils.h>
@@ -47,6 +50,8 @@
 #define MAX_WALK_SKIP    64 /* SPs without a logout endpoint skipped in one step */
 #define WALK_TOKEN_BYTES 32
 #define WALK_COOKIE      SAML_LOGOUT_WALK_COOKIE /* SameSite=Lax: every step of a walk is a top-level GET */
+#define REQUEST_MAX_AGE  600 /* seconds a LogoutRequest is accepted after its IssueInstant (plus skew) */
+#define REPLAY_TTL       (REQUEST_MAX_AGE + 2 * SAML_CLOCK_SKEW) /* its ID is remembered for longer than that */
 
 enum { SLO_MESSAGE, SLO_NEXT };
 enum { OUT_UNAVAILABLE, OUT_REDIRECT, OUT_POST, OUT_ERROR };
@@ -83,6 +88,8 @@ static const struct {
     const char *text;
 } refusals[] = {
     {"other_browser", "This sign-out can only be continued in the browser that started it."},
+    {"replayed_request", "This sign-out request was already used. Sign out again from the application."},
+    {"stale_request", "This sign-out request is too old or not yet valid. Sign out again from the application."},
     {NULL, "The application's sign-out message could not be accepted."},
 };
 
@@ -173,6 +180,29 @@ static int start_walk(slo_job_t *j, store_t *db, const saml_sp_config_t *sp, con
     return begin_walk(db, session, &w, j->state, j->walk_token);
 }
 
+/* A LogoutRequest is accepted once (its ID, per SP, in the replay cache that AuthnRequests use) and only while it
+ * is fresh: within REQUEST_MAX_AGE of its IssueInstant and before its NotOnOrAfter, with SAML_CLOCK_SKEW. NULL when
+ * accepted (now recorded), else the refusal's reason; *unavailable when the store could not tell. */
+static const char *accept_once(store_t *db, const saml_sp_config_t *sp, LassoSamlp2LogoutRequest *req, int *unavailable)
+{
+    const char *id = req->parent.ID;
+    time_t issued, until, now = time(NULL);
+    *unavailable = 0;
+    if (id == NULL || *id == '\0')
+        return "bad_request";
+    if (saml_sp_parse_instant(req->parent.IssueInstant, &issued) != 0 || issued > now + SAML_CLOCK_SKEW ||
+        issued < now - REQUEST_MAX_AGE - SAML_CLOCK_SKEW)
+        return "stale_request";
+    if (req->NotOnOrAfter != NULL &&
+        (saml_sp_parse_instant(req->NotOnOrAfter, &until) != 0 || now - SAML_CLOCK_SKEW >= until))
+        return "stale_request";
+    int rc = store_saml_request_seen(db, sp->md.entity_id, id, REPLAY_TTL);
+    if (rc == -EEXIST)
+        return "replayed_request";
+    *unavailable = rc != 0;
+    return NULL;
+}
+
 /* An attribute of a NameID that a request may leave out: absent, it matches; given, it must be the issued value, or
  * the default when none was issued. */
 static int optional_matches(const char *asked, const char *issued, const char *default_)
@@ -243,6 +273,13 @@ static void sp_logout_request(slo_job_t *j, store_t *db, LassoServer *ls, const 
         goto exit;
     }
     LassoSamlp2LogoutRequest *req = LASSO_SAMLP2_LOGOUT_REQUEST(p->request);
+    int unavailable;
+    const char *why = accept_once(db, sp, req, &unavailable);
+    if (why != NULL || unavailable) {
+        if (why != NULL)
+            refuse(j, db, sp, why); /* a replay ends nothing: not even a session that came after it */
+        goto exit;
+    }
     const char *name_id = req->NameID != NULL ? req->NameID->content : NULL;
     int found = name_id != NULL
                     ? store_saml_sp_session_find(db, sp->md.entity_id, name_id, req->SessionIndex, hash, &dump)

@@ -130,14 +130,19 @@ def sp_logout_url(sp, auth, name_id=None, qualifiers=True):
     return url, lo.get_last_request_id()
 
 
-def sp_logout_post_fields(sp, auth, relay_state="/bye"):
+def sp_logout_post_fields(sp, auth, relay_state="/bye", issue_instant=None):
     """The SP's LogoutRequest for the session `auth` received, over HTTP-POST (an enveloped RSA-SHA256 signature
-    by the SP's key): (form fields, request id)."""
+    by the SP's key): (form fields, request id). issue_instant: signed with this IssueInstant instead of now."""
     lo = OneLogin_Saml2_Logout_Request(OneLogin_Saml2_Settings(sp.settings), name_id=auth.get_nameid(),
                                        session_index=auth.get_session_index(), nq=auth.get_nameid_nq(),
                                        name_id_format=auth.get_nameid_format(), spnq=auth.get_nameid_spnq())
+    xml = lo.get_xml()
+    xml = xml.decode() if isinstance(xml, bytes) else xml
+    if issue_instant is not None:
+        xml, n = re.subn(r'IssueInstant="[^"]*"', 'IssueInstant="%s"' % issue_instant, xml, count=1)
+        assert n == 1, xml
     with open(sp.key) as k, open(sp.cert) as c:
-        signed = OneLogin_Saml2_Utils.add_sign(lo.get_xml(), k.read(), c.read(), sign_algorithm=RSA_SHA256,
+        signed = OneLogin_Saml2_Utils.add_sign(xml, k.read(), c.read(), sign_algorithm=RSA_SHA256,
                                                digest_algorithm=SHA256)
     signed = signed.decode() if isinstance(signed, bytes) else signed
     return {"SAMLRequest": base64.b64encode(signed.encode()).decode(), "RelayState": relay_state}, lo.id

@@ -624,6 +624,43 @@ def test_sp_logout_request_for_another_name_id_is_unknown_principal_and_ends_not
     told_to_log_out(saml_env, "unsigned", r.headers["location"], auths["unsigned"])
 
 
+def test_replayed_logout_request_is_refused_and_ends_nothing(saml_env):
+    """A LogoutRequest is accepted once (its ID, per SP, in the AuthnRequest replay cache): the same request again
+    is a 400 with a saml.logout failure event, also when the user has signed in again since (that session lives)."""
+    p = saml_env["portier"]
+    py = saml_env["sps"]["py"]
+    cookie = fresh_session(saml_env)
+    auths = signed_in_to(saml_env, cookie, ("py",))
+    url, lrid = saml_peers.sp_logout_url(py, auths["py"])
+    r = get(p, url, cookie)
+    assert r.status_code == 303 and "status:Success" in logout_response_xml(py, r.headers["location"])
+    assert p.proxied("/", cookie).status_code == 401
+    again = fresh_session(saml_env)
+    signed_in_to(saml_env, again, ("py",))
+    for browser in (again, None):
+        r = get(p, url, browser)
+        assert r.status_code == 400 and "location" not in r.headers, (r.status_code, r.headers)
+        assert "already used" in r.text
+        assert harness.set_cookie_for(r, SESSION_COOKIE) is None and harness.set_cookie_for(r, WALK_COOKIE) is None
+        rows = audit_rows(saml_env, "saml.logout")
+        assert rows[-1][1] == "sp:py" and rows[-1][2] == "failure" and "replayed_request" in rows[-1][3], rows[-1]
+    assert p.proxied("/", again).status_code == 200
+
+
+def test_stale_logout_request_is_refused(saml_env):
+    """A signed LogoutRequest issued long ago (beyond what the replay cache covers) is refused and ends nothing."""
+    p = saml_env["portier"]
+    cookie = fresh_session(saml_env)
+    auths = signed_in_to(saml_env, cookie, ("pypost",))
+    fields, _ = saml_peers.sp_logout_post_fields(saml_env["sps"]["pypost"], auths["pypost"],
+                                                 issue_instant="2020-01-01T00:00:00Z")
+    r = harness.requests.post(p.url("/saml/slo"), data=fields, verify=False, allow_redirects=False, timeout=10)
+    assert r.status_code == 400 and "too old" in r.text, (r.status_code, r.text[:300])
+    rows = audit_rows(saml_env, "saml.logout")
+    assert rows[-1][1] == "sp:pypost" and "stale_request" in rows[-1][3], rows[-1]
+    assert p.proxied("/", cookie).status_code == 200
+
+
 # ---- SSO is activity for the idle timeout ----
 
 IDLE = 5  # seconds (session.idle_timeout of the instance below)
