@@ -118,13 +118,18 @@ class OneLoginSP:
         return auth
 
 
-def sp_logout_url(sp, auth, name_id=None, qualifiers=True):
+AS_RECEIVED = object()
+
+
+def sp_logout_url(sp, auth, name_id=None, qualifiers=True, name_id_format=AS_RECEIVED):
     """The SP's signed LogoutRequest URL for the session `auth` received; (url, request id). name_id: another NameID
     value instead of the one received; qualifiers=False: the NameID without NameQualifier and SPNameQualifier (they
-    are optional, as many SPs send it)."""
+    are optional, as many SPs send it); name_id_format: another Format (None: none, as the SP's own NameIDFormat is
+    unspecified)."""
     lo = OneLogin_Saml2_Auth(sp._request("/logout"), sp.settings)
     url = lo.logout(name_id=name_id if name_id is not None else auth.get_nameid(),
-                    session_index=auth.get_session_index(), name_id_format=auth.get_nameid_format(),
+                    session_index=auth.get_session_index(),
+                    name_id_format=auth.get_nameid_format() if name_id_format is AS_RECEIVED else name_id_format,
                     nq=auth.get_nameid_nq() if qualifiers else None,
                     spnq=auth.get_nameid_spnq() if qualifiers else None)
     return url, lo.get_last_request_id()

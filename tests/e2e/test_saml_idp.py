@@ -569,18 +569,20 @@ def logout_response_xml(sp, loc):
     return saml_peers.redirect_xml(loc, "SAMLResponse")
 
 
-def test_sp_logout_request_without_name_qualifiers_is_answered_success(saml_env):
-    """SAML core: NameQualifier and SPNameQualifier are optional (they default to the IdP and the SP); a NameID
-    that leaves them out but has the issued value and Format names the principal all the same: the session ends,
-    the other SP is told, and the answer (the request replayed through lasso after the walk) is Success."""
+@pytest.mark.parametrize("name_id_format", [saml_peers.AS_RECEIVED, None], ids=["format", "no-format"])
+def test_sp_logout_request_without_name_qualifiers_is_answered_success(saml_env, name_id_format):
+    """SAML core: NameQualifier and SPNameQualifier are optional (they default to the IdP and the SP), and so is the
+    Format; a NameID that leaves them out but has the issued value names the principal all the same: the session
+    ends, the other SP is told, and the answer (the request replayed through lasso after the walk) is Success."""
     p = saml_env["portier"]
     py = saml_env["sps"]["py"]
     cookie = fresh_session(saml_env)
     auths = signed_in_to(saml_env, cookie, ("py", "unsigned"))
     assert auths["py"].get_nameid_nq() and auths["py"].get_nameid_spnq()  # what portier issued has both
-    url, lrid = saml_peers.sp_logout_url(py, auths["py"], qualifiers=False)
+    url, lrid = saml_peers.sp_logout_url(py, auths["py"], qualifiers=False, name_id_format=name_id_format)
     sent = saml_peers.redirect_xml(url)
     assert "NameQualifier" not in sent and auths["py"].get_nameid() in sent, sent
+    assert ("Format=" in sent) == (name_id_format is not None), sent
     r = get(p, url, cookie)
     assert r.status_code == 303, (r.status_code, r.text[:300])
     token = walk_cookie_of(r)
@@ -598,16 +600,18 @@ def test_sp_logout_request_without_name_qualifiers_is_answered_success(saml_env)
 
 def test_sp_logout_request_for_another_name_id_is_unknown_principal_and_ends_nothing(saml_env):
     """A LogoutRequest whose NameID is not the one issued for the session its SessionIndex names (another value,
-    with or without the qualifiers) is answered Requester/UnknownPrincipal; no session ends, and the right NameID
-    still logs out afterwards."""
+    with or without the qualifiers; the value with another Format) is answered Requester/UnknownPrincipal; no
+    session ends, and the right NameID still logs out afterwards."""
     p = saml_env["portier"]
     py = saml_env["sps"]["py"]
     cookie = fresh_session(saml_env)
     auths = signed_in_to(saml_env, cookie, ("py", "unsigned"))
+    issued_format = auths["py"].get_nameid_format()
+    email_format = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+    assert issued_format != email_format, issued_format
     other = auths["py"].get_nameid() + "-someone-else"  # differs by construction
-    for qualifiers in (True, False):
-        url, lrid = saml_peers.sp_logout_url(py, auths["py"], name_id=other, qualifiers=qualifiers)
-        assert other in saml_peers.redirect_xml(url)
+    for kw in ({"name_id": other}, {"name_id": other, "qualifiers": False}, {"name_id_format": email_format}):
+        url, lrid = saml_peers.sp_logout_url(py, auths["py"], **kw)
         r = get(p, url, cookie)
         assert r.status_code == 303, (r.status_code, r.text[:300])
         assert harness.set_cookie_for(r, SESSION_COOKIE) is None and harness.set_cookie_for(r, WALK_COOKIE) is None
