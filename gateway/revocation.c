@@ -28,7 +28,6 @@ static int hexval(char c)
 
 void gw_revocation_apply(gw_server_t *server, const char *payload)
 {
-    atomic_fetch_add(&gw_metrics.revocations, 1);
     if (strncmp(payload, "session:", 8) == 0 && strlen(payload + 8) == STORE_HASH_LEN * 2) {
         uint8_t hash[STORE_HASH_LEN];
         for (size_t i = 0; i != STORE_HASH_LEN; ++i) {
@@ -55,6 +54,7 @@ flush: /* "all", or anything we do not understand: be safe */
 
 static void on_notify(void *ctx, const char *payload)
 {
+    atomic_fetch_add(&gw_metrics.revocations, 1); /* counted once, here (workers apply their own ones early) */
     gw_revocation_apply(ctx, payload);
 }
 

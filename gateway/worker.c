@@ -20,11 +20,22 @@ struct st_gw_workers_t {
     gw_worker_t *workers;
 };
 
+/* What this worker's own transactions revoke is applied here, before the job's answer goes out. */
+static void apply_own_notification(void *ctx, const char *payload)
+{
+    gw_revocation_apply(ctx, payload);
+}
+
 store_t *gw_worker_db(gw_worker_t *w)
 {
     if (w->db == NULL) {
         char err[256];
         w->db = gw_store_open(w->pool->server->conf, w->pool->server->audit_key, err, sizeof(err));
+        if (w->db != NULL && store_follow_own_notifications(w->db, apply_own_notification, w->pool->server) != 0) {
+            store_close(w->db);
+            w->db = NULL;
+            snprintf(err, sizeof(err), "LISTEN failed");
+        }
         if (w->db == NULL) {
             atomic_store(&w->pool->server->db_ready, 0);
             gw_log("error", "store", "db.connect_failed", "detail", err, NULL);

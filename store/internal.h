@@ -31,6 +31,8 @@ struct st_store_t {
     int nest;  /* store_begin calls inside an open transaction: they join it (see store_begin) */
     uint8_t audit_key[STORE_AUDIT_KEY_MAX];
     size_t audit_key_len;
+    void (*on_notify)(void *ctx, const char *payload); /* store_follow_own_notifications */
+    void *notify_ctx;
 };
 
 /* Runs one parameterised statement (PQexecParams; values are never pasted into SQL). Parameter i is text,

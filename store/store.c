@@ -90,6 +90,13 @@ PGresult *store_exec(store_t *st, const char *sql, int nparams, const char *cons
         PQreset(st->conn);
         if (PQstatus(st->conn) != CONNECTION_OK)
             return NULL;
+        if (st->on_notify != NULL) { /* a new session listens on nothing */
+            PGresult *listen = PQexec(st->conn, "LISTEN " STORE_NOTIFY_CHANNEL);
+            int ok = PQresultStatus(listen) == PGRES_COMMAND_OK;
+            PQclear(listen);
+            if (!ok)
+                return NULL;
+        }
     }
     for (int i = 0; i < nparams; ++i)
         formats[i] = lengths != NULL && lengths[i] > 0;
@@ -99,7 +106,17 @@ PGresult *store_exec(store_t *st, const char *sql, int nparams, const char *cons
         PQclear(res); /* the caller reports -EIO; the next call outside a transaction reconnects */
         return NULL;
     }
+    if (st->on_notify != NULL) /* PostgreSQL sends a session its own notifications with the COMMIT's answer */
+        for (PGnotify *n; (n = PQnotifies(st->conn)) != NULL; PQfreemem(n))
+            st->on_notify(st->notify_ctx, n->extra);
     return res;
+}
+
+int store_follow_own_notifications(store_t *st, void (*cb)(void *ctx, const char *payload), void *ctx)
+{
+    st->on_notify = cb;
+    st->notify_ctx = ctx;
+    return store_run(st, "LISTEN " STORE_NOTIFY_CHANNEL, 0, NULL, NULL);
 }
 
 int store_result_status(PGresult *res, int keep)

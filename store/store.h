@@ -330,6 +330,13 @@ int store_saml_sp_logout_put(store_t *st, const uint8_t state[STORE_HASH_LEN], c
 int store_saml_sp_logout_take(store_t *st, const uint8_t state[STORE_HASH_LEN], char **request_id, char **idp,
                               char **next) __attribute__((warn_unused_result));
 
+/* Makes this connection LISTEN too, so that every NOTIFY its own transactions send reaches `cb` as the COMMIT
+ * (or the autocommitted statement) returns, on the calling thread: an instance applies the revocations it
+ * causes before it answers the request that caused them, instead of when its listener thread gets to them.
+ * Notifications from other connections that arrive meanwhile are handed over too (harmless: the listener
+ * applies them again). Kept across reconnects. 0 or -EIO. */
+int store_follow_own_notifications(store_t *st, void (*cb)(void *ctx, const char *payload), void *ctx);
+
 /* Revocation listener connection: LISTEN on STORE_NOTIFY_CHANNEL, then wait. */
 int store_listen(store_t *st) __attribute__((warn_unused_result));
 /* Waits up to timeout_ms for notifications; calls cb for each payload. Returns 0, or -EIO when the connection

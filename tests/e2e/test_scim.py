@@ -1,6 +1,8 @@
 """SCIM 2.0 provisioning (/scim/v2): tokens, Users, Groups, filters, PATCH, ETags, errors, discovery, Bulk, and
 the client habits of Okta and Microsoft Entra ID; deprovisioning across two instances within one second."""
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -680,6 +682,33 @@ def test_scim_deactivation_ends_sessions_on_the_other_instance_within_one_second
     assert client.patch("/Users/" + uid, [{"op": "replace", "path": "active", "value": True}]).status_code == 200
     assert two.proxied("/x", cookie).status_code == 401
     assert one.proxied("/x", cookie).status_code == 401
+
+
+def test_the_instance_that_deactivates_refuses_the_very_next_request(pair, pg):
+    # the worker applies the revocation its own transaction sent before it answers the SCIM client; it does not
+    # wait for the listener thread to hear the NOTIFY. To show it, the listener's PostgreSQL backend is stopped
+    # (SIGSTOP): nothing reaches the listener thread, yet the next request on this instance is refused.
+    one, _ = pair
+    client = Scim(one, make_token(one, "deprov-local"))
+    cookies = {}
+    for i in range(3):
+        cookies[i] = one.setup("quick.leaver%d" % i)
+        assert one.proxied("/x", cookies[i]).status_code == 200  # now cached
+    listeners = pg.psql("SELECT pid FROM pg_stat_activity WHERE query = 'LISTEN portier_revoke' AND state = 'idle' "
+                        "AND datname = '%s'" % one.dbname, dbname="portier").split()
+    assert len(listeners) == 2  # one per instance (the workers' connections have run other statements since)
+    revoked = one.metrics()["portier_revocations_total"]
+    for pid in listeners:
+        os.kill(int(pid), signal.SIGSTOP)
+    try:
+        for i in range(3):
+            uid = client.find('userName eq "quick.leaver%d"' % i)["Resources"][0]["id"]
+            assert client.patch("/Users/" + uid, [{"op": "replace", "value": {"active": False}}]).status_code == 200
+            assert one.proxied("/x", cookies[i]).status_code == 401, i
+        assert one.metrics()["portier_revocations_total"] == revoked  # the listener really heard nothing
+    finally:
+        for pid in listeners:
+            os.kill(int(pid), signal.SIGCONT)
 
 
 def test_scim_delete_ends_sessions_on_the_other_instance_within_one_second(pair):
