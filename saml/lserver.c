@@ -3,11 +3,14 @@
  * loads the system CA bundle, each provider's metadata is parsed), so each worker builds its own on first use
  * and keeps it for the life of the process; a slot is only ever touched by its worker.
  *
- * lasso is given the key and certificate as file names, not as PEM text: it loads them again for every signature
- * either way, and xmlsec 1.2.37 leaks a BIO each time lasso first tries PEM text as a file name (~400 bytes per
- * signed response, measured with LeakSanitizer). The files were checked (RSA 2048/3072, matching, mode 0600) at
- * start-up by saml_keypair_load. Without a certificate file lasso signs without KeyInfo and saves parsing the
- * certificate for every signature (peers take our key from our metadata, never from KeyInfo).
+ * The signing key is parsed once per worker (lasso_key_new_for_signature_from_memory) and set on every SP's
+ * provider object (lasso_provider_set_server_signing_key): lasso then signs messages and assertions for that SP
+ * with a copy of it instead of decoding the PEM key (and certificate) file again for every signature, which cost
+ * ~40% of a signed response (OpenSSL 3 decoders, RSA blinding set up again). The server itself is still given
+ * the files by name (lasso re-reads them only for messages to no known SP); xmlsec 1.2.37 leaks a BIO each time
+ * lasso first tries PEM text as a file name. The files were checked (RSA 2048/3072, matching, mode 0600) at
+ * start-up by saml_keypair_load. Without the certificate lasso signs without KeyInfo (peers take our key from our
+ * metadata, never from KeyInfo), and copying the key per signature also copies the certificate.
  *
  * Every server signs with RSA-SHA256: Debian's lasso defaults to rsa-sha1, and the setter of the default is
  * not exported, so it is set on each object here, in the one place servers are made.
@@ -16,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lasso/key.h>
 #include <lasso/lasso.h>
 
 #include "gateway/gateway.h"
@@ -24,6 +28,7 @@
 struct st_saml_lasso_t {
     size_t num_slots;
     LassoServer **slots;
+    LassoKey **keys; /* the signing key of each slot's server, parsed once */
     const char *own_metadata;
     const saml_keypair_t *kp;
     const saml_peer_t *peers;
@@ -49,7 +54,10 @@ saml_lasso_t *saml_lasso_create(size_t slots, const char *own_metadata, const sa
                                 const saml_peer_t *peers, size_t num_peers, int keyinfo_certificate)
 {
     saml_lasso_t *p = calloc(1, sizeof(*p));
-    if (p == NULL || (p->slots = calloc(slots, sizeof(*p->slots))) == NULL) {
+    if (p == NULL || (p->slots = calloc(slots, sizeof(*p->slots))) == NULL ||
+        (p->keys = calloc(slots, sizeof(*p->keys))) == NULL) {
+        if (p != NULL)
+            free(p->slots);
         free(p);
         return NULL;
     }
@@ -62,12 +70,18 @@ saml_lasso_t *saml_lasso_create(size_t slots, const char *own_metadata, const sa
     return p;
 }
 
-static LassoServer *build(saml_lasso_t *p)
+static LassoServer *build(saml_lasso_t *p, LassoKey **keyp)
 {
-    LassoServer *s = lasso_server_new_from_buffers(p->own_metadata, p->kp->key_file, NULL,
-                                                   p->keyinfo_certificate ? p->kp->cert_file : NULL);
-    if (s == NULL)
+    char *cert = p->keyinfo_certificate ? p->kp->cert_file : NULL;
+    LassoKey *key = lasso_key_new_for_signature_from_memory(p->kp->key_pem, strlen(p->kp->key_pem), NULL,
+                                                            LASSO_SIGNATURE_METHOD_RSA_SHA256, cert);
+    if (key == NULL)
         return NULL;
+    LassoServer *s = lasso_server_new_from_buffers(p->own_metadata, p->kp->key_file, NULL, cert);
+    if (s == NULL) {
+        g_object_unref(key);
+        return NULL;
+    }
     s->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA256;
     for (size_t i = 0; i != p->num_peers; ++i) {
         const saml_peer_t *peer = &p->peers[i];
@@ -76,11 +90,18 @@ static LassoServer *build(saml_lasso_t *p)
             continue;
         }
         LassoProvider *prov = lasso_server_get_provider(s, peer->entity_id);
-        if (prov != NULL && peer->encrypt) {
+        if (prov == NULL || lasso_provider_set_server_signing_key(prov, key) != 0) {
+            gw_log("error", "saml", "provider.signing_key_failed", "entity", peer->entity_id, NULL);
+            lasso_server_destroy(s);
+            g_object_unref(key);
+            return NULL;
+        }
+        if (peer->encrypt) {
             lasso_provider_set_encryption_mode(prov, LASSO_ENCRYPTION_MODE_ASSERTION);
             lasso_provider_set_encryption_sym_key_type(prov, LASSO_ENCRYPTION_SYM_KEY_TYPE_AES_256);
         }
     }
+    *keyp = key;
     return s;
 }
 
@@ -88,7 +109,7 @@ LassoServer *saml_lasso_server(saml_lasso_t *p, size_t slot)
 {
     if (slot >= p->num_slots)
         return NULL;
-    if (p->slots[slot] == NULL && (p->slots[slot] = build(p)) == NULL)
+    if (p->slots[slot] == NULL && (p->slots[slot] = build(p, &p->keys[slot])) == NULL)
         gw_log("error", "saml", "lasso.server_failed", NULL);
     return p->slots[slot];
 }
@@ -97,9 +118,13 @@ void saml_lasso_destroy(saml_lasso_t *p)
 {
     if (p == NULL)
         return;
-    for (size_t i = 0; i != p->num_slots; ++i)
+    for (size_t i = 0; i != p->num_slots; ++i) {
         if (p->slots[i] != NULL)
             lasso_server_destroy(p->slots[i]);
+        if (p->keys[i] != NULL)
+            g_object_unref(p->keys[i]);
+    }
     free(p->slots);
+    free(p->keys);
     free(p);
 }
