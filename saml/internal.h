@@ -84,6 +84,23 @@ char *saml_idp_metadata_build(const char *entity_id, const char *base_url, const
 /* The same document with an enveloped RSA-SHA256 signature by key_file (malloc'd), or NULL. */
 char *saml_metadata_sign(const char *xml, const char *key_file, const char *cert_file);
 
+/* ---- sign.c: enveloped signatures with a key parsed once ---- */
+struct _xmlSecKey;
+/* Our signing key for xmlsec, with our certificate (for KeyInfo) when with_certificate. NULL on failure; the caller
+ * frees it with xmlSecKeyDestroy. */
+struct _xmlSecKey *saml_sign_key_load(const saml_keypair_t *kp, int with_certificate);
+/* Signs el (a samlp:Response or saml:Assertion with an ID and a saml:Issuer): enveloped RSA-SHA256, exclusive c14n,
+ * Reference "#ID", placed right after the Issuer, KeyInfo with the certificate when the key has one. The ID is
+ * registered in the document (refused when another element holds it). key is borrowed. 0 or -1. */
+int saml_sign_element(xmlNodePtr el, struct _xmlSecKey *key) __attribute__((warn_unused_result));
+/* Makes lasso leave the assertion of `login` (built by lasso_login_build_assertion) unsigned, so that
+ * saml_sign_response signs it. -1 when this lasso keeps its signature setting elsewhere (then lasso signs). */
+struct _LassoLogin;
+int saml_sign_take_over_assertion(struct _LassoLogin *login) __attribute__((warn_unused_result));
+/* lasso's unsigned samlp:Response (base64, as in msg_body) with the Assertion and/or the Response signed, base64
+ * (malloc'd), or NULL. */
+char *saml_sign_response(const char *b64, struct _xmlSecKey *key, int sign_response, int sign_assertion);
+
 /* ---- lserver.c: one LassoServer per worker thread ---- */
 typedef struct st_saml_lasso_t saml_lasso_t;
 typedef struct st_saml_peer_t {
@@ -101,6 +118,9 @@ saml_lasso_t *saml_lasso_create(size_t slots, const char *own_metadata, const sa
 /* The LassoServer of worker `slot`, built on first use by that worker (only that thread touches the slot).
  * Borrowed; NULL when it could not be built (logged). Worker threads only. */
 struct _LassoServer *saml_lasso_server(saml_lasso_t *pool, size_t slot);
+/* The signing key of worker `slot` for saml_sign_*, parsed with its server (NULL until saml_lasso_server built
+ * it). Borrowed; worker threads only. */
+struct _xmlSecKey *saml_lasso_sign_key(saml_lasso_t *pool, size_t slot);
 void saml_lasso_destroy(saml_lasso_t *pool);
 
 /* ---- the IdP (idp.c, sso.c, assertion.c) ---- */

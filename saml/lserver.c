@@ -21,6 +21,7 @@
 
 #include <lasso/key.h>
 #include <lasso/lasso.h>
+#include <xmlsec/keys.h>
 
 #include "gateway/gateway.h"
 #include "saml/internal.h"
@@ -28,7 +29,8 @@
 struct st_saml_lasso_t {
     size_t num_slots;
     LassoServer **slots;
-    LassoKey **keys; /* the signing key of each slot's server, parsed once */
+    LassoKey **keys;         /* the signing key of each slot's server, parsed once */
+    xmlSecKeyPtr *sign_keys; /* the same key for saml_sign_* (sign.c) */
     const char *own_metadata;
     const saml_keypair_t *kp;
     const saml_peer_t *peers;
@@ -55,9 +57,12 @@ saml_lasso_t *saml_lasso_create(size_t slots, const char *own_metadata, const sa
 {
     saml_lasso_t *p = calloc(1, sizeof(*p));
     if (p == NULL || (p->slots = calloc(slots, sizeof(*p->slots))) == NULL ||
-        (p->keys = calloc(slots, sizeof(*p->keys))) == NULL) {
-        if (p != NULL)
+        (p->keys = calloc(slots, sizeof(*p->keys))) == NULL ||
+        (p->sign_keys = calloc(slots, sizeof(*p->sign_keys))) == NULL) {
+        if (p != NULL) {
             free(p->slots);
+            free(p->keys);
+        }
         free(p);
         return NULL;
     }
@@ -70,9 +75,11 @@ saml_lasso_t *saml_lasso_create(size_t slots, const char *own_metadata, const sa
     return p;
 }
 
-static LassoServer *build(saml_lasso_t *p, LassoKey **keyp)
+static LassoServer *build(saml_lasso_t *p, LassoKey **keyp, xmlSecKeyPtr *sign_keyp)
 {
     char *cert = p->keyinfo_certificate ? p->kp->cert_file : NULL;
+    if (*sign_keyp == NULL && (*sign_keyp = saml_sign_key_load(p->kp, p->keyinfo_certificate)) == NULL)
+        return NULL;
     LassoKey *key = lasso_key_new_for_signature_from_memory(p->kp->key_pem, strlen(p->kp->key_pem), NULL,
                                                             LASSO_SIGNATURE_METHOD_RSA_SHA256, cert);
     if (key == NULL)
@@ -109,9 +116,14 @@ LassoServer *saml_lasso_server(saml_lasso_t *p, size_t slot)
 {
     if (slot >= p->num_slots)
         return NULL;
-    if (p->slots[slot] == NULL && (p->slots[slot] = build(p, &p->keys[slot])) == NULL)
+    if (p->slots[slot] == NULL && (p->slots[slot] = build(p, &p->keys[slot], &p->sign_keys[slot])) == NULL)
         gw_log("error", "saml", "lasso.server_failed", NULL);
     return p->slots[slot];
+}
+
+xmlSecKeyPtr saml_lasso_sign_key(saml_lasso_t *p, size_t slot)
+{
+    return slot < p->num_slots ? p->sign_keys[slot] : NULL;
 }
 
 void saml_lasso_destroy(saml_lasso_t *p)
@@ -123,8 +135,11 @@ void saml_lasso_destroy(saml_lasso_t *p)
             lasso_server_destroy(p->slots[i]);
         if (p->keys[i] != NULL)
             g_object_unref(p->keys[i]);
+        if (p->sign_keys[i] != NULL)
+            xmlSecKeyDestroy(p->sign_keys[i]);
     }
     free(p->slots);
     free(p->keys);
+    free(p->sign_keys);
     free(p);
 }

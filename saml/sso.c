@@ -9,7 +9,7 @@
  * The loop only copies the request's parts into a job; the worker runs the whole check-then-issue sequence
  * (sso_request): intake gatekeeper, lasso's parse and signature check against the SP's metadata key, our own
  * checks (signature required, ACS from metadata, Destination, age, replay), the portier session, ForceAuthn /
- * IsPassive, the SP's group policy, then lasso builds and signs the Response, which the loop sends as an
+ * IsPassive, the SP's group policy, then lasso builds the Response and sign.c signs it, which the loop sends as an
  * auto-submitting form. A user without a session is sent to /login; the request waits server-side in
  * saml_pending (single use), so nothing from the SP rides along in the URL.
  */
@@ -57,9 +57,10 @@ typedef struct st_sso_job_t {
     saml_idp_t *idp;
     int kind;
     saml_binding_kind_t binding;
-    char *message;            /* Redirect: the raw query string; POST: the SAMLRequest value (base64) */
-    char *relay_state;        /* NULL or at most SAML_MAX_RELAY_STATE bytes */
-    const char *early_reason; /* refused on the loop already (audited by the worker) */
+    struct _xmlSecKey *sign_key; /* the worker's signing key (sign.c), borrowed while the job runs */
+    char *message;               /* Redirect: the raw query string; POST: the SAMLRequest value (base64) */
+    char *relay_state;           /* NULL or at most SAML_MAX_RELAY_STATE bytes */
+    const char *early_reason;    /* refused on the loop already (audited by the worker) */
     int has_session;
     uint8_t session[STORE_HASH_LEN];
     char state[STATE_MAX + 1];
@@ -324,13 +325,23 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
     if (rc != 0 ||
         saml_assertion_fill(login, j->idp, sp, &sess->user, name_id, format, released, sizeof(released)) != 0)
         return internal("build_assertion", rc);
-    if (sp->sign == SAML_SIGN_ASSERTION)
+    /* lasso signs (and encrypts) only for an SP that wants the assertion encrypted; else it builds the Response
+     * unsigned and we sign it with the worker's key, parsed once (sign.c) */
+    int own = !sp->encrypt && saml_sign_take_over_assertion(login) == 0;
+    if (own || sp->sign == SAML_SIGN_ASSERTION)
         lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
     if ((rc = lasso_login_build_authn_response_msg(login)) != 0)
         return internal("build_response", rc);
     LassoProfile *p = LASSO_PROFILE(login);
     if (!acs_registered(sp, p->msg_url) || p->msg_body == NULL) /* the one place the destination is decided */
         return "acs_not_in_metadata";
+    char *body = own ? saml_sign_response(p->msg_body, j->sign_key, sp->sign != SAML_SIGN_ASSERTION,
+                                          sp->sign != SAML_SIGN_RESPONSE)
+                     : strdup(p->msg_body);
+    if (body == NULL)
+        return internal("sign_response", 0);
+    free(j->response);
+    j->response = body;
     if (j->kind == KIND_RESUME) { /* single use of the parked request, decided by the database */
         uint8_t hash[STORE_HASH_LEN];
         gw_sha256(j->state, strlen(j->state), hash);
@@ -340,8 +351,7 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
     if (remember_for_logout(j, db, sp, login, name_id, format) != 0)
         return internal("remember_for_logout", 0);
     j->acs = strdup(p->msg_url);
-    j->response = strdup(p->msg_body);
-    if (j->acs == NULL || j->response == NULL)
+    if (j->acs == NULL)
         return "internal";
     j->outcome = OUT_POST;
     atomic_fetch_add(&j->idp->stats[sp_index].issued, 1);
@@ -533,7 +543,7 @@ static void sso_run(gw_job_t *job, gw_worker_t *w)
     if (db == NULL)
         return;
     LassoServer *ls = saml_lasso_server(j->idp->lasso, w->index);
-    if (ls == NULL)
+    if (ls == NULL || (j->sign_key = saml_lasso_sign_key(j->idp->lasso, w->index)) == NULL)
         return;
     if (j->kind == KIND_IDP_INIT) {
         idp_initiated(j, db, ls);
