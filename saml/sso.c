@@ -304,6 +304,23 @@ static int remember_for_logout(sso_job_t *j, store_t *db, const saml_sp_config_t
     return rc;
 }
 
+/* Who signs the Response for sp: lasso for an SP that wants the assertion encrypted (lasso signs the assertion, then
+ * encrypts it), sign.c for the others, with the worker's key parsed once and never copied (lasso copies its key,
+ * certificate included, for every signature it sets up; see sign.c). */
+static int lasso_signs(const saml_sp_config_t *sp)
+{
+    return sp->encrypt;
+}
+
+/* A LassoLogin for a request to sp; when we sign, lasso is told so before it sets up the Response. */
+static LassoLogin *new_login(LassoServer *ls, const saml_sp_config_t *sp)
+{
+    LassoLogin *login = lasso_login_new(ls);
+    if (login != NULL && !lasso_signs(sp))
+        lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
+    return login;
+}
+
 /* Builds, signs (and encrypts) the Response for a checked request and a signed-in, admitted user. */
 static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t sp_index, LassoLogin *login,
                          const store_session_t *sess, const char *class_ref)
@@ -325,19 +342,19 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
     if (rc != 0 ||
         saml_assertion_fill(login, j->idp, sp, &sess->user, name_id, format, released, sizeof(released)) != 0)
         return internal("build_assertion", rc);
-    /* lasso signs (and encrypts) only for an SP that wants the assertion encrypted; else it builds the Response
-     * unsigned and we sign it with the worker's key, parsed once (sign.c) */
-    int own = !sp->encrypt && saml_sign_take_over_assertion(login) == 0;
-    if (own || sp->sign == SAML_SIGN_ASSERTION)
+    /* see new_login: lasso signs (and encrypts) only for an SP that wants the assertion encrypted; for the others it
+     * builds the Response unsigned and sign.c signs it (the assertion too, unless this lasso insists on it) */
+    int lasso_signs_assertion = lasso_signs(sp) || saml_sign_take_over_assertion(login) != 0;
+    if (sp->sign == SAML_SIGN_ASSERTION)
         lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
     if ((rc = lasso_login_build_authn_response_msg(login)) != 0)
         return internal("build_response", rc);
     LassoProfile *p = LASSO_PROFILE(login);
     if (!acs_registered(sp, p->msg_url) || p->msg_body == NULL) /* the one place the destination is decided */
         return "acs_not_in_metadata";
-    char *body = own ? saml_sign_response(p->msg_body, j->sign_key, sp->sign != SAML_SIGN_ASSERTION,
-                                          sp->sign != SAML_SIGN_RESPONSE)
-                     : strdup(p->msg_body);
+    char *body = lasso_signs(sp) ? strdup(p->msg_body)
+                                 : saml_sign_response(p->msg_body, j->sign_key, sp->sign != SAML_SIGN_ASSERTION,
+                                                      sp->sign != SAML_SIGN_RESPONSE && !lasso_signs_assertion);
     if (body == NULL)
         return internal("sign_response", 0);
     free(j->response);
@@ -389,8 +406,9 @@ static void answer_no_passive(sso_job_t *j, store_t *db, const saml_sp_config_t 
         refuse(j, db, sp, sp_index, NULL, "bad_request");
         return;
     }
+    const char *body = LASSO_PROFILE(login)->msg_body;
     j->acs = strdup(LASSO_PROFILE(login)->msg_url);
-    j->response = strdup(LASSO_PROFILE(login)->msg_body);
+    j->response = lasso_signs(sp) ? strdup(body) : saml_sign_response(body, j->sign_key, 1, 0);
     j->outcome = j->acs != NULL && j->response != NULL ? OUT_POST : OUT_UNAVAILABLE;
 }
 
@@ -479,7 +497,7 @@ static void sso_request(sso_job_t *j, store_t *db, LassoServer *ls, time_t parke
         refuse(j, db, sp, sp_index, NULL, reason);
         return;
     }
-    login = lasso_login_new(ls);
+    login = new_login(ls, sp);
     int rc = lasso_login_process_authn_request_msg(login, j->message);
     const char *remote = LASSO_PROFILE(login)->remote_providerID;
     if (rc != 0) {
@@ -519,7 +537,7 @@ static void idp_initiated(sso_job_t *j, store_t *db, LassoServer *ls)
         refuse(j, db, sp, sp_index, NULL, j->early_reason);
         return;
     }
-    LassoLogin *login = lasso_login_new(ls);
+    LassoLogin *login = new_login(ls, sp);
     int rc = lasso_login_init_idp_initiated_authn_request(login, sp->md.entity_id);
     if (rc != 0) {
         refuse(j, db, sp, sp_index, NULL, internal("init_idp_initiated", rc));

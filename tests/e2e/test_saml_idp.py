@@ -291,6 +291,15 @@ def test_is_passive_without_session_answers_the_sp_without_a_page(saml_env):
     action, fields = saml_peers.form_fields(r.text)
     xml = saml_peers.decode_response(fields["SAMLResponse"])
     assert "status:Success" not in xml and "<saml:Assertion" not in xml
+    # signed all the same (RSA-SHA256, after the Issuer), and xmlsec1 agrees with the published certificate
+    assert xml.count("<Signature xmlns=") == 1 and "xmldsig-more#rsa-sha256" in xml
+    assert re.search(r"<samlp:Response [^>]*><saml:Issuer>[^<]*</saml:Issuer><Signature xmlns=", xml)
+    path = os.path.join(saml_env["dir"], "nopassive.xml")
+    with open(path, "w") as f:
+        f.write(xml)
+    ok = subprocess.run(["xmlsec1", "--verify", "--pubkey-cert-pem", saml_env["idp_cert"], "--id-attr:ID",
+                         "urn:oasis:names:tc:SAML:2.0:protocol:Response", path], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
 
 
 # ---- single logout ----
