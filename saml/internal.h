@@ -81,8 +81,9 @@ void saml_peek_dispose(saml_peek_t *peek);
 char *saml_idp_metadata_build(const char *entity_id, const char *base_url, const char *cert_b64,
                               const char *next_cert_b64);
 
-/* The same document with an enveloped RSA-SHA256 signature by key_file (malloc'd), or NULL. */
-char *saml_metadata_sign(const char *xml, const char *key_file, const char *cert_file);
+/* The same document with an enveloped RSA-SHA256 signature by kp's key, its certificate in KeyInfo (malloc'd), or
+ * NULL. */
+char *saml_metadata_sign(const char *xml, const saml_keypair_t *kp);
 
 /* ---- sign.c: enveloped signatures with a key parsed once ---- */
 struct _xmlSecKey;
