@@ -3,14 +3,17 @@
  * loads the system CA bundle, each provider's metadata is parsed), so each worker builds its own on first use
  * and keeps it for the life of the process; a slot is only ever touched by its worker.
  *
- * The signing key is parsed once per worker (lasso_key_new_for_signature_from_memory) and set on every SP's
- * provider object (lasso_provider_set_server_signing_key): lasso then signs messages and assertions for that SP
- * with a copy of it instead of decoding the PEM key (and certificate) file again for every signature, which cost
- * ~40% of a signed response (OpenSSL 3 decoders, RSA blinding set up again). The server itself is still given
- * the files by name (lasso re-reads them only for messages to no known SP); xmlsec 1.2.37 leaks a BIO each time
- * lasso first tries PEM text as a file name. The files were checked (RSA 2048/3072, matching, mode 0600) at
- * start-up by saml_keypair_load. Without the certificate lasso signs without KeyInfo (peers take our key from our
- * metadata, never from KeyInfo), and copying the key per signature also copies the certificate.
+ * The signing key is parsed once per worker, twice over: for sign.c (an xmlSecKey that signs the SSO Responses
+ * of SPs without encryption, borrowed and never copied) and for lasso (lasso_key_new_for_signature_from_memory,
+ * set on every SP's provider object with lasso_provider_set_server_signing_key). lasso then signs what it still
+ * signs for an SP (single logout, Responses with an encrypted assertion) with a copy of that key instead of
+ * decoding the PEM key and certificate files again for every signature, which cost ~40% of a signed response
+ * (OpenSSL 3 decoders, RSA blinding set up again). Each such copy still copies the certificate, and re-decodes
+ * it, when it goes into KeyInfo: hence sign.c. The server itself is still given the files by name (lasso falls
+ * back to them only for a provider without its own key, and every SP has one); xmlsec 1.2.37 leaks a BIO each
+ * time lasso first tries PEM text as a file name. The files were checked (RSA 2048/3072, matching, mode 0600)
+ * at start-up by saml_keypair_load. Without the certificate lasso signs without KeyInfo (peers take our key from
+ * our metadata, never from KeyInfo).
  *
  * Every server signs with RSA-SHA256: Debian's lasso defaults to rsa-sha1, and the setter of the default is
  * not exported, so it is set on each object here, in the one place servers are made.

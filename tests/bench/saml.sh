@@ -6,6 +6,10 @@
 #   both:      Response and Assertion signed (the default; two RSA-2048 signatures)
 #   assertion: Assertion signed only (sign: assertion; one signature)
 # env BENCH_KEYINFO_CERT=false: signatures without the certificate in KeyInfo (saml.idp.keyinfo_certificate)
+# Measured with `tests/bench/saml.sh 10 8` on the 2-core test machine under load 3.6-4.6 (README, Benchmarks):
+#   keyinfo true:  both 359-404/s, assertion 298-459/s   (before issue #6's key work: 122-184/s, 143-271/s)
+#   keyinfo false: both 422-457/s, assertion 548-598/s   (before: 160-168/s, 245-254/s)
+# The target is >= 300/s per core with RSA-2048 for `both`. Other load on the machine moves these by +-20%.
 # Usage: tests/bench/saml.sh [seconds] [connections]     env: PORTIER_BIN (default build/portier)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
