@@ -90,16 +90,13 @@ struct _xmlSecKey;
 /* Our signing key for xmlsec, with our certificate (for KeyInfo) when with_certificate. NULL on failure; the caller
  * frees it with xmlSecKeyDestroy. */
 struct _xmlSecKey *saml_sign_key_load(const saml_keypair_t *kp, int with_certificate);
-/* Signs el (a samlp:Response or saml:Assertion with an ID and a saml:Issuer): enveloped RSA-SHA256, exclusive c14n,
- * Reference "#ID", placed right after the Issuer, KeyInfo with the certificate when the key has one. The ID is
- * registered in the document (refused when another element holds it). key is borrowed. 0 or -1. */
-int saml_sign_element(xmlNodePtr el, struct _xmlSecKey *key) __attribute__((warn_unused_result));
 /* Makes lasso leave the assertion of `login` (built by lasso_login_build_assertion) unsigned, so that
  * saml_sign_response signs it. -1 when this lasso keeps its signature setting elsewhere (then lasso signs). */
 struct _LassoLogin;
 int saml_sign_take_over_assertion(struct _LassoLogin *login) __attribute__((warn_unused_result));
-/* lasso's unsigned samlp:Response (base64, as in msg_body) with the Assertion and/or the Response signed, base64
- * (malloc'd), or NULL. */
+/* lasso's unsigned samlp:Response (base64, as in msg_body; NULL gives NULL) with the Assertion and/or the Response
+ * signed, base64 (malloc'd), or NULL: enveloped RSA-SHA256, exclusive c14n, Reference "#ID", each signature right
+ * after its element's Issuer, KeyInfo with the certificate when the key has one. key is borrowed. */
 char *saml_sign_response(const char *b64, struct _xmlSecKey *key, int sign_response, int sign_assertion);
 
 /* ---- lserver.c: one LassoServer per worker thread ---- */

@@ -32,9 +32,10 @@
 #define MAX_ID       256
 
 /* lasso_login_build_assertion gives the assertion a signature context (lasso_node_set_signature, not exported) in
- * the node's private "lasso_custom_element" qdata, which holds nothing else for an assertion; without it, and with
- * sign_type NONE (lasso's legacy way), lasso_node_get_xmlNode leaves the assertion unsigned. The e2e tests count
- * the signatures of each Response, so a lasso that signs anyway is noticed. */
+ * the node's private "lasso_custom_element" qdata, which holds nothing else for an assertion that is not to be
+ * encrypted (sso.c never takes over one that is: the encryption key would be there too); without it, and with
+ * sign_type NONE (lasso's legacy way), lasso_node_get_xmlNode leaves the assertion unsigned. tests/unit/saml and
+ * the e2e tests count the signatures of each Response, so a lasso that signs anyway is noticed. */
 #define LASSO_CUSTOM_ELEMENT_QDATA "lasso_custom_element"
 
 int saml_sign_take_over_assertion(LassoLogin *login)
@@ -76,7 +77,9 @@ static xmlNodePtr child(xmlNodePtr parent, const char *ns, const char *name)
     return NULL;
 }
 
-int saml_sign_element(xmlNodePtr el, xmlSecKeyPtr key)
+/* Signs el (a samlp:Response or saml:Assertion with an ID and a saml:Issuer), the signature right after the Issuer.
+ * The ID is registered in the document (refused when another element holds it). key is borrowed. 0 or -1. */
+static int sign_element(xmlNodePtr el, xmlSecKeyPtr key)
 {
     xmlNodePtr issuer = child(el, NS_ASSERTION, "Issuer");
     xmlAttrPtr id_attr = xmlHasProp(el, (const xmlChar *)"ID");
@@ -125,15 +128,16 @@ exit:
 
 char *saml_sign_response(const char *b64, xmlSecKeyPtr key, int sign_response, int sign_assertion)
 {
-    size_t b64_len = strlen(b64), xml_len;
+    size_t b64_len = b64 != NULL ? strlen(b64) : 0, xml_len;
     unsigned char *xml = malloc(b64_len / 4 * 3 + 3);
     const char *reason;
     xmlDocPtr doc = NULL;
     xmlBufferPtr buf = NULL;
     char *out = NULL;
 
-    if (xml == NULL || sodium_base642bin(xml, b64_len / 4 * 3 + 3, b64, b64_len, "\r\n", &xml_len, NULL,
-                                         sodium_base64_VARIANT_ORIGINAL) != 0)
+    if (b64 == NULL || xml == NULL ||
+        sodium_base642bin(xml, b64_len / 4 * 3 + 3, b64, b64_len, "\r\n", &xml_len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0)
         goto exit;
     if ((doc = saml_xml_parse((const char *)xml, xml_len, &reason)) == NULL)
         goto exit;
@@ -142,8 +146,8 @@ char *saml_sign_response(const char *b64, xmlSecKeyPtr key, int sign_response, i
         strcmp((const char *)root->name, "Response") != 0)
         goto exit;
     xmlNodePtr assertion = child(root, NS_ASSERTION, "Assertion");
-    if ((sign_assertion && (assertion == NULL || saml_sign_element(assertion, key) != 0)) ||
-        (sign_response && saml_sign_element(root, key) != 0))
+    if ((sign_assertion && (assertion == NULL || sign_element(assertion, key) != 0)) ||
+        (sign_response && sign_element(root, key) != 0))
         goto exit;
     if ((buf = xmlBufferCreate()) == NULL || xmlNodeDump(buf, doc, root, 0, 0) <= 0)
         goto exit;

@@ -402,11 +402,12 @@ static void answer_no_passive(sso_job_t *j, store_t *db, const saml_sp_config_t 
 {
     lasso_login_validate_request_msg(login, FALSE, FALSE); /* "failed" is what we asked for */
     set_no_passive(login);
-    if (lasso_login_build_authn_response_msg(login) != 0 || !acs_registered(sp, LASSO_PROFILE(login)->msg_url)) {
+    const char *body = NULL;
+    if (lasso_login_build_authn_response_msg(login) != 0 || !acs_registered(sp, LASSO_PROFILE(login)->msg_url) ||
+        (body = LASSO_PROFILE(login)->msg_body) == NULL) {
         refuse(j, db, sp, sp_index, NULL, "bad_request");
         return;
     }
-    const char *body = LASSO_PROFILE(login)->msg_body;
     j->acs = strdup(LASSO_PROFILE(login)->msg_url);
     j->response = lasso_signs(sp) ? strdup(body) : saml_sign_response(body, j->sign_key, 1, 0);
     j->outcome = j->acs != NULL && j->response != NULL ? OUT_POST : OUT_UNAVAILABLE;
