@@ -119,6 +119,12 @@ struct _LassoServer *saml_lasso_server(saml_lasso_t *pool, size_t slot);
 /* The signing key of worker `slot` for saml_sign_*, parsed with its server (NULL until saml_lasso_server built
  * it). Borrowed; worker threads only. */
 struct _xmlSecKey *saml_lasso_sign_key(saml_lasso_t *pool, size_t slot);
+/* Which key the provider of SP `peer` (index in peers) holds in worker `slot`'s server: the signing one (as built:
+ * with the certificate when keyinfo_certificate) before lasso signs anything for that SP (lasso_signs), or one
+ * without certificate, cheaper to copy, before lasso builds an assertion for it that sign.c signs. Switches only
+ * when the use changes. 0, or -1 (no server or provider). Worker threads only. */
+int saml_lasso_key_for(saml_lasso_t *pool, size_t slot, size_t peer, int lasso_signs)
+    __attribute__((warn_unused_result));
 void saml_lasso_destroy(saml_lasso_t *pool);
 
 /* ---- the IdP (idp.c, sso.c, assertion.c) ---- */

@@ -57,6 +57,7 @@ typedef struct st_sso_job_t {
     saml_idp_t *idp;
     int kind;
     saml_binding_kind_t binding;
+    size_t slot;                 /* the worker running the job */
     struct _xmlSecKey *sign_key; /* the worker's signing key (sign.c), borrowed while the job runs */
     char *message;               /* Redirect: the raw query string; POST: the SAMLRequest value (base64) */
     char *relay_state;           /* NULL or at most SAML_MAX_RELAY_STATE bytes */
@@ -338,6 +339,8 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
     saml_time_format(sess->expires_at, session_end, sizeof(session_end));
     saml_time_format(now, not_before, sizeof(not_before));
     saml_time_format(now + j->idp->sc->assertion_lifetime, not_after, sizeof(not_after));
+    if (saml_lasso_key_for(j->idp->lasso, j->slot, sp_index, lasso_signs(sp)) != 0) /* see lserver.c */
+        return internal("signing_key", 0);
     int rc = lasso_login_build_assertion(login, class_ref, instant, session_end, not_before, not_after);
     if (rc != 0 ||
         saml_assertion_fill(login, j->idp, sp, &sess->user, name_id, format, released, sizeof(released)) != 0)
@@ -564,6 +567,7 @@ static void sso_run(gw_job_t *job, gw_worker_t *w)
     LassoServer *ls = saml_lasso_server(j->idp->lasso, w->index);
     if (ls == NULL || (j->sign_key = saml_lasso_sign_key(j->idp->lasso, w->index)) == NULL)
         return;
+    j->slot = w->index;
     if (j->kind == KIND_IDP_INIT) {
         idp_initiated(j, db, ls);
         return;

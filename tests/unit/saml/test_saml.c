@@ -316,12 +316,16 @@ static void test_round_trip_and_rate(void **state)
 
         struct timespec i0, i1;
         clock_gettime(CLOCK_MONOTONIC, &i0);
+        /* as sso.c does for an SP without encryption: lasso builds the Response unsigned, sign.c signs it; the
+         * last round as for an SP with encryption, where lasso signs (with the key holding the certificate again) */
+        int own = i != rounds - 1;
         LassoLogin *login = lasso_login_new(ls);
-        /* as sso.c does for an SP without encryption: lasso builds the Response unsigned, sign.c signs it */
-        lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
+        if (own)
+            lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
         assert_int_equal(lasso_login_process_authn_request_msg(login, query), 0);
         assert_int_equal(lasso_profile_get_signature_status(LASSO_PROFILE(login)), 0);
         assert_int_equal(lasso_login_validate_request_msg(login, TRUE, TRUE), 0);
+        assert_int_equal(saml_lasso_key_for(pool, 0, 0, !own), 0);
         assert_int_equal(lasso_login_build_assertion(login, LASSO_SAML2_AUTHN_CONTEXT_PASSWORD_PROTECTED_TRANSPORT,
                                                      "2026-01-01T00:00:00Z", NULL, "2026-01-01T00:00:00Z",
                                                      "2026-01-01T00:05:00Z"),
@@ -331,11 +335,13 @@ static void test_round_trip_and_rate(void **state)
         assert_int_equal(saml_nameid_for(&idp, &sp, &user, name_id, sizeof(name_id), &format), 0);
         assert_int_equal(saml_assertion_fill(login, &idp, &sp, &user, name_id, format, released, sizeof(released)), 0);
         assert_string_equal(released, "[\"uid\",\"mail\",\"displayName\",\"givenName\",\"sn\",\"groups\"]");
-        assert_int_equal(saml_sign_take_over_assertion(login), 0);
+        if (own)
+            assert_int_equal(saml_sign_take_over_assertion(login), 0);
         assert_int_equal(lasso_login_build_authn_response_msg(login), 0);
         if (i == 0)
             assert_int_equal(count(LASSO_PROFILE(login)->msg_body, "<Signature xmlns="), 0);
-        char *signed_ = saml_sign_response(LASSO_PROFILE(login)->msg_body, saml_lasso_sign_key(pool, 0), 1, 1);
+        char *signed_ = own ? saml_sign_response(LASSO_PROFILE(login)->msg_body, saml_lasso_sign_key(pool, 0), 1, 1)
+                            : strdup(LASSO_PROFILE(login)->msg_body);
         assert_non_null(signed_);
         clock_gettime(CLOCK_MONOTONIC, &i1);
         idp_secs += (double)(i1.tv_sec - i0.tv_sec) + (double)(i1.tv_nsec - i0.tv_nsec) / 1e9;
@@ -344,7 +350,7 @@ static void test_round_trip_and_rate(void **state)
         assert_int_equal(lasso_login_process_authn_response_msg(spl, signed_), 0);
         assert_int_equal(lasso_profile_get_signature_status(LASSO_PROFILE(spl)), 0);
         assert_int_equal(lasso_login_accept_sso(spl), 0);
-        if (i == 0) {
+        if (i == 0 || !own) {
             assert_int_equal(count(signed_, "<Signature xmlns="), 2);
             gsize n;
             guchar *xml = g_base64_decode(signed_, &n);
