@@ -9,9 +9,10 @@
  * The loop only copies the request's parts into a job; the worker runs the whole check-then-issue sequence
  * (sso_request): intake gatekeeper, lasso's parse and signature check against the SP's metadata key, our own
  * checks (signature required, ACS from metadata, Destination, age, replay), the portier session, ForceAuthn /
- * IsPassive, the SP's group policy, then lasso builds the Response and sign.c signs it, which the loop sends as an
- * auto-submitting form. A user without a session is sent to /login; the request waits server-side in
- * saml_pending (single use), so nothing from the SP rides along in the URL.
+ * IsPassive, the SP's group policy, then lasso builds the Response and sign.c signs it (lasso does, for an SP that
+ * wants the assertion encrypted), which the loop sends as an auto-submitting form. A user without a session is
+ * sent to /login; the request waits server-side in saml_pending (single use), so nothing from the SP rides along
+ * in the URL.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -346,7 +347,8 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
         saml_assertion_fill(login, j->idp, sp, &sess->user, name_id, format, released, sizeof(released)) != 0)
         return internal("build_assertion", rc);
     /* see new_login: lasso signs (and encrypts) only for an SP that wants the assertion encrypted; for the others it
-     * builds the Response unsigned and sign.c signs it (the assertion too, unless this lasso insists on it) */
+     * builds the Response unsigned and sign.c signs it (the assertion too, unless this lasso insists on signing it:
+     * then with the key saml_lasso_key_for gave it, without the certificate in KeyInfo) */
     int lasso_signs_assertion = lasso_signs(sp) || saml_sign_take_over_assertion(login) != 0;
     if (sp->sign == SAML_SIGN_ASSERTION)
         lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
