@@ -92,7 +92,7 @@ saml_idp_t *saml_idp_create(const gw_config_t *conf, const char *state_dir, char
     idp->metadata = saml_idp_metadata_build(idp->entity_id, conf->public_url, idp->kp.cert_b64,
                                             idp->has_next ? idp->next.cert_b64 : NULL);
     if (idp->metadata != NULL && sc->sign_metadata &&
-        (idp->served_metadata = saml_metadata_sign(idp->metadata, sc->key_file, sc->cert_file)) == NULL) {
+        (idp->served_metadata = saml_metadata_sign(idp->metadata, &idp->kp)) == NULL) {
         snprintf(err, errlen, "cannot sign the metadata");
         goto fail;
     }

@@ -81,8 +81,23 @@ void saml_peek_dispose(saml_peek_t *peek);
 char *saml_idp_metadata_build(const char *entity_id, const char *base_url, const char *cert_b64,
                               const char *next_cert_b64);
 
-/* The same document with an enveloped RSA-SHA256 signature by key_file (malloc'd), or NULL. */
-char *saml_metadata_sign(const char *xml, const char *key_file, const char *cert_file);
+/* The same document with an enveloped RSA-SHA256 signature by kp's key, its certificate in KeyInfo (malloc'd), or
+ * NULL. */
+char *saml_metadata_sign(const char *xml, const saml_keypair_t *kp);
+
+/* ---- sign.c: enveloped signatures with a key parsed once ---- */
+struct _xmlSecKey;
+/* Our signing key for xmlsec, with our certificate (for KeyInfo) when with_certificate. NULL on failure; the caller
+ * frees it with xmlSecKeyDestroy. */
+struct _xmlSecKey *saml_sign_key_load(const saml_keypair_t *kp, int with_certificate);
+/* Makes lasso leave the assertion of `login` (built by lasso_login_build_assertion) unsigned, so that
+ * saml_sign_response signs it. -1 when this lasso keeps its signature setting elsewhere (then lasso signs). */
+struct _LassoLogin;
+int saml_sign_take_over_assertion(struct _LassoLogin *login) __attribute__((warn_unused_result));
+/* lasso's unsigned samlp:Response (base64, as in msg_body; NULL gives NULL) with the Assertion and/or the Response
+ * signed, base64 (malloc'd), or NULL: enveloped RSA-SHA256, exclusive c14n, Reference "#ID", each signature right
+ * after its element's Issuer, KeyInfo with the certificate when the key has one. key is borrowed. */
+char *saml_sign_response(const char *b64, struct _xmlSecKey *key, int sign_response, int sign_assertion);
 
 /* ---- lserver.c: one LassoServer per worker thread ---- */
 typedef struct st_saml_lasso_t saml_lasso_t;
@@ -101,6 +116,15 @@ saml_lasso_t *saml_lasso_create(size_t slots, const char *own_metadata, const sa
 /* The LassoServer of worker `slot`, built on first use by that worker (only that thread touches the slot).
  * Borrowed; NULL when it could not be built (logged). Worker threads only. */
 struct _LassoServer *saml_lasso_server(saml_lasso_t *pool, size_t slot);
+/* The signing key of worker `slot` for saml_sign_*, parsed with its server (NULL until saml_lasso_server built
+ * it). Borrowed; worker threads only. */
+struct _xmlSecKey *saml_lasso_sign_key(saml_lasso_t *pool, size_t slot);
+/* Which key the provider of SP `peer` (index in peers) holds in worker `slot`'s server: the signing one (as built:
+ * with the certificate when keyinfo_certificate) before lasso signs anything for that SP (lasso_signs), or one
+ * without certificate, cheaper to copy, before lasso builds an assertion for it that sign.c signs. Switches only
+ * when the use changes. 0, or -1 (no server or provider). Worker threads only. */
+int saml_lasso_key_for(saml_lasso_t *pool, size_t slot, size_t peer, int lasso_signs)
+    __attribute__((warn_unused_result));
 void saml_lasso_destroy(saml_lasso_t *pool);
 
 /* ---- the IdP (idp.c, sso.c, assertion.c) ---- */

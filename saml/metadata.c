@@ -226,7 +226,7 @@ char *saml_idp_metadata_build(const char *entity_id, const char *base_url, const
 
 /* An enveloped RSA-SHA256 signature over the whole document (Reference URI=""), as the first child of the root
  * (where the metadata schema wants it), with the certificate in KeyInfo. xmlsec is initialised by lasso_init. */
-static int sign_document(xmlDocPtr doc, const char *key_file, const char *cert_file)
+static int sign_document(xmlDocPtr doc, const saml_keypair_t *kp)
 {
     xmlNodePtr root = xmlDocGetRootElement(doc);
     xmlNodePtr sig = xmlSecTmplSignatureCreate(doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id, NULL);
@@ -244,9 +244,8 @@ static int sign_document(xmlDocPtr doc, const char *key_file, const char *cert_f
         xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId) == NULL ||
         xmlSecTmplKeyInfoAddX509Data(key_info) == NULL || (ctx = xmlSecDSigCtxCreate(NULL)) == NULL)
         goto exit;
-    ctx->signKey = xmlSecCryptoAppKeyLoad(key_file, xmlSecKeyDataFormatPem, NULL, NULL, NULL);
-    if (ctx->signKey == NULL || xmlSecCryptoAppKeyCertLoad(ctx->signKey, cert_file, xmlSecKeyDataFormatPem) < 0 ||
-        xmlSecDSigCtxSign(ctx, sig) < 0)
+    ctx->signKey = saml_sign_key_load(kp, 1); /* the key read and checked at start-up, not the file again */
+    if (ctx->signKey == NULL || xmlSecDSigCtxSign(ctx, sig) < 0)
         goto exit;
     ret = 0;
 exit:
@@ -255,14 +254,14 @@ exit:
     return ret;
 }
 
-char *saml_metadata_sign(const char *xml, const char *key_file, const char *cert_file)
+char *saml_metadata_sign(const char *xml, const saml_keypair_t *kp)
 {
     const char *reason;
     xmlDocPtr doc = saml_xml_parse(xml, strlen(xml), &reason);
     xmlChar *out = NULL;
     int len = 0;
     char *signed_xml = NULL;
-    if (doc != NULL && sign_document(doc, key_file, cert_file) == 0) {
+    if (doc != NULL && sign_document(doc, kp) == 0) {
         xmlDocDumpMemory(doc, &out, &len);
         if (out != NULL)
             signed_xml = strndup((const char *)out, (size_t)len);

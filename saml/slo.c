@@ -80,6 +80,7 @@ typedef struct st_slo_job_t {
     int outcome;
     const char *reason;
     char *url, *body; /* OUT_REDIRECT: url; OUT_POST: url + body (SAMLResponse) */
+    size_t slot;      /* the worker running the job */
 } slo_job_t;
 
 /* What the browser is told when a message or a walk step is refused (400): one line per reason that has its own. */
@@ -391,6 +392,8 @@ static void slo_message(slo_job_t *j, store_t *db, LassoServer *ls)
     } else if (strcmp(peek.root, "LogoutRequest") == 0) {
         if (sp->require_signed && !peek.signed_)
             refuse(j, db, sp, "unsigned_request");
+        else if (saml_lasso_key_for(j->idp->lasso, j->slot, sp_index, 1) != 0) /* lasso signs the answer */
+            refuse(j, db, sp, "internal");
         else
             sp_logout_request(j, db, ls, sp, peek.signed_);
     } else if (strcmp(peek.root, "LogoutResponse") == 0) {
@@ -486,7 +489,8 @@ static void slo_next(slo_job_t *j, store_t *db, LassoServer *ls)
         const saml_sp_config_t *sp = saml_sp_by_entity(j->idp, entity, &sp_index);
         LassoLogout *logout = lasso_logout_new(ls);
         LassoProfile *p = LASSO_PROFILE(logout);
-        int ok = sp != NULL && lasso_profile_set_session_from_dump(p, dump) == 0 &&
+        int ok = sp != NULL && saml_lasso_key_for(j->idp->lasso, j->slot, sp_index, 1) == 0 &&
+                 lasso_profile_set_session_from_dump(p, dump) == 0 &&
                  lasso_logout_init_request(logout, entity, LASSO_HTTP_METHOD_REDIRECT) == 0;
         if (ok) {
             lasso_assign_string(p->msg_relayState, j->state);
@@ -521,6 +525,7 @@ static void slo_run(gw_job_t *job, gw_worker_t *w)
     j->outcome = OUT_UNAVAILABLE;
     if (ls == NULL)
         return;
+    j->slot = w->index;
     if (j->kind == SLO_NEXT)
         slo_next(j, db, ls);
     else

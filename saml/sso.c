@@ -9,10 +9,11 @@
  * The loop only copies the request's parts into a job; the worker runs the whole check-then-issue sequence
  * (sso_request): intake gatekeeper, lasso's parse and signature check against the SP's metadata key, our own
  * checks (signature required, ACS from metadata, Destination, age, replay), the portier session, ForceAuthn /
- * IsPassive, the SP's group policy, then lasso builds and signs the Response, which the loop sends as an
- * auto-submitting form. A user without a session is sent to /login; the request waits server-side in
- * saml_pending (single use), so nothing from the SP rides along in the URL. An assertion issued with a session is
- * activity for its idle timeout, as a proxied request is (gw_session_activity, once back on the loop).
+ * IsPassive, the SP's group policy, then lasso builds the Response and sign.c signs it (lasso does, for an SP that
+ * wants the assertion encrypted), which the loop sends as an auto-submitting form. A user without a session is
+ * sent to /login; the request waits server-side in saml_pending (single use), so nothing from the SP rides along
+ * in the URL. An assertion issued with a session is activity for its idle timeout, as a proxied request is
+ * (gw_session_activity, once back on the loop).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -58,9 +59,11 @@ typedef struct st_sso_job_t {
     saml_idp_t *idp;
     int kind;
     saml_binding_kind_t binding;
-    char *message;            /* Redirect: the raw query string; POST: the SAMLRequest value (base64) */
-    char *relay_state;        /* NULL or at most SAML_MAX_RELAY_STATE bytes */
-    const char *early_reason; /* refused on the loop already (audited by the worker) */
+    size_t slot;                 /* the worker running the job */
+    struct _xmlSecKey *sign_key; /* the worker's signing key (sign.c), borrowed while the job runs */
+    char *message;               /* Redirect: the raw query string; POST: the SAMLRequest value (base64) */
+    char *relay_state;           /* NULL or at most SAML_MAX_RELAY_STATE bytes */
+    const char *early_reason;    /* refused on the loop already (audited by the worker) */
     int has_session;
     uint8_t session[STORE_HASH_LEN];
     char state[STATE_MAX + 1];
@@ -305,6 +308,23 @@ static int remember_for_logout(sso_job_t *j, store_t *db, const saml_sp_config_t
     return rc;
 }
 
+/* Who signs the Response for sp: lasso for an SP that wants the assertion encrypted (lasso signs the assertion, then
+ * encrypts it), sign.c for the others, with the worker's key parsed once and never copied (lasso copies its key,
+ * certificate included, for every signature it sets up; see sign.c). */
+static int lasso_signs(const saml_sp_config_t *sp)
+{
+    return sp->encrypt;
+}
+
+/* A LassoLogin for a request to sp; when we sign, lasso is told so before it sets up the Response. */
+static LassoLogin *new_login(LassoServer *ls, const saml_sp_config_t *sp)
+{
+    LassoLogin *login = lasso_login_new(ls);
+    if (login != NULL && !lasso_signs(sp))
+        lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
+    return login;
+}
+
 /* Builds, signs (and encrypts) the Response for a checked request and a signed-in, admitted user. */
 static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, size_t sp_index, LassoLogin *login,
                          const store_session_t *sess, const char *class_ref)
@@ -322,10 +342,16 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
     saml_time_format(sess->expires_at, session_end, sizeof(session_end));
     saml_time_format(now, not_before, sizeof(not_before));
     saml_time_format(now + j->idp->sc->assertion_lifetime, not_after, sizeof(not_after));
+    if (saml_lasso_key_for(j->idp->lasso, j->slot, sp_index, lasso_signs(sp)) != 0) /* see lserver.c */
+        return internal("signing_key", 0);
     int rc = lasso_login_build_assertion(login, class_ref, instant, session_end, not_before, not_after);
     if (rc != 0 ||
         saml_assertion_fill(login, j->idp, sp, &sess->user, name_id, format, released, sizeof(released)) != 0)
         return internal("build_assertion", rc);
+    /* see new_login: lasso signs (and encrypts) only for an SP that wants the assertion encrypted; for the others it
+     * builds the Response unsigned and sign.c signs it (the assertion too, unless this lasso insists on signing it:
+     * then with the key saml_lasso_key_for gave it, without the certificate in KeyInfo) */
+    int lasso_signs_assertion = lasso_signs(sp) || saml_sign_take_over_assertion(login) != 0;
     if (sp->sign == SAML_SIGN_ASSERTION)
         lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
     if ((rc = lasso_login_build_authn_response_msg(login)) != 0)
@@ -333,6 +359,13 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
     LassoProfile *p = LASSO_PROFILE(login);
     if (!acs_registered(sp, p->msg_url) || p->msg_body == NULL) /* the one place the destination is decided */
         return "acs_not_in_metadata";
+    char *body = lasso_signs(sp) ? strdup(p->msg_body)
+                                 : saml_sign_response(p->msg_body, j->sign_key, sp->sign != SAML_SIGN_ASSERTION,
+                                                      sp->sign != SAML_SIGN_RESPONSE && !lasso_signs_assertion);
+    if (body == NULL)
+        return internal("sign_response", 0);
+    free(j->response);
+    j->response = body;
     if (j->kind == KIND_RESUME) { /* single use of the parked request, decided by the database */
         uint8_t hash[STORE_HASH_LEN];
         gw_sha256(j->state, strlen(j->state), hash);
@@ -342,8 +375,7 @@ static const char *issue(sso_job_t *j, store_t *db, const saml_sp_config_t *sp, 
     if (remember_for_logout(j, db, sp, login, name_id, format) != 0)
         return internal("remember_for_logout", 0);
     j->acs = strdup(p->msg_url);
-    j->response = strdup(p->msg_body);
-    if (j->acs == NULL || j->response == NULL)
+    if (j->acs == NULL)
         return "internal";
     j->outcome = OUT_POST;
     j->issued = 1;
@@ -378,12 +410,14 @@ static void answer_no_passive(sso_job_t *j, store_t *db, const saml_sp_config_t 
 {
     lasso_login_validate_request_msg(login, FALSE, FALSE); /* "failed" is what we asked for */
     set_no_passive(login);
-    if (lasso_login_build_authn_response_msg(login) != 0 || !acs_registered(sp, LASSO_PROFILE(login)->msg_url)) {
+    const char *body = NULL;
+    if (lasso_login_build_authn_response_msg(login) != 0 || !acs_registered(sp, LASSO_PROFILE(login)->msg_url) ||
+        (body = LASSO_PROFILE(login)->msg_body) == NULL) {
         refuse(j, db, sp, sp_index, NULL, "bad_request");
         return;
     }
     j->acs = strdup(LASSO_PROFILE(login)->msg_url);
-    j->response = strdup(LASSO_PROFILE(login)->msg_body);
+    j->response = lasso_signs(sp) ? strdup(body) : saml_sign_response(body, j->sign_key, 1, 0);
     j->outcome = j->acs != NULL && j->response != NULL ? OUT_POST : OUT_UNAVAILABLE;
 }
 
@@ -472,7 +506,7 @@ static void sso_request(sso_job_t *j, store_t *db, LassoServer *ls, time_t parke
         refuse(j, db, sp, sp_index, NULL, reason);
         return;
     }
-    login = lasso_login_new(ls);
+    login = new_login(ls, sp);
     int rc = lasso_login_process_authn_request_msg(login, j->message);
     const char *remote = LASSO_PROFILE(login)->remote_providerID;
     if (rc != 0) {
@@ -512,7 +546,7 @@ static void idp_initiated(sso_job_t *j, store_t *db, LassoServer *ls)
         refuse(j, db, sp, sp_index, NULL, j->early_reason);
         return;
     }
-    LassoLogin *login = lasso_login_new(ls);
+    LassoLogin *login = new_login(ls, sp);
     int rc = lasso_login_init_idp_initiated_authn_request(login, sp->md.entity_id);
     if (rc != 0) {
         refuse(j, db, sp, sp_index, NULL, internal("init_idp_initiated", rc));
@@ -536,8 +570,9 @@ static void sso_run(gw_job_t *job, gw_worker_t *w)
     if (db == NULL)
         return;
     LassoServer *ls = saml_lasso_server(j->idp->lasso, w->index);
-    if (ls == NULL)
+    if (ls == NULL || (j->sign_key = saml_lasso_sign_key(j->idp->lasso, w->index)) == NULL)
         return;
+    j->slot = w->index;
     if (j->kind == KIND_IDP_INIT) {
         idp_initiated(j, db, ls);
         return;

@@ -33,6 +33,7 @@ def saml_env(make_portier, keys):
         "pyenc": saml_peers.OneLoginSP(d, "pyenc", base, idp_body, encrypt=True),
         "staffonly": saml_peers.OneLoginSP(d, "staffonly", base, idp_body),
         "email": saml_peers.OneLoginSP(d, "email", base, idp_body),
+        "resp": saml_peers.OneLoginSP(d, "resp", base, idp_body),
         "unsigned": saml_peers.OneLoginSP(d, "unsigned", base, idp_body, sign_requests=False),
         "mustsign": saml_peers.OneLoginSP(d, "mustsign", base, idp_body, sign_requests=False),
         "sha1": saml_peers.OneLoginSP(d, "sha1", base, idp_body, sha1=True),
@@ -53,6 +54,7 @@ def saml_env(make_portier, keys):
         name_id_format: transient }}
     - {{ metadata: {sps['staffonly'].metadata_path}, name: staffonly, groups: [admins] }}
     - {{ metadata: {sps['email'].metadata_path}, name: email, name_id_format: email, sign: assertion }}
+    - {{ metadata: {sps['resp'].metadata_path}, name: resp, sign: response }}
     - {{ metadata: {sps['unsigned'].metadata_path}, name: unsigned, name_id_format: unspecified,
         attribute_map: {{ groups: memberOf, mail: "urn:oid:0.9.2342.19200300.100.1.3" }} }}
     - {{ metadata: {sps['mustsign'].metadata_path}, name: mustsign, require_signed_requests: true }}
@@ -260,6 +262,25 @@ def test_email_nameid_and_assertion_only_signature(saml_env):
     assert auth.get_nameid_format() == "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
 
 
+def test_response_only_signature(saml_env):
+    """sign: response: one signature, the Response's (right after its Issuer), none inside the Assertion."""
+    sp = saml_env["sps"]["resp"]
+    r, rid = sso(saml_env, "resp")
+    assert r.status_code == 200
+    _, fields = saml_peers.form_fields(r.text)
+    xml = saml_peers.decode_response(fields["SAMLResponse"])
+    assert xml.count("<Signature xmlns=") == 1
+    assert re.search(r"<samlp:Response [^>]*><saml:Issuer>[^<]*</saml:Issuer><Signature xmlns=", xml)
+    assert xml.index("<Signature xmlns=") < xml.index("<saml:Assertion")
+    sp.settings["security"]["wantAssertionsSigned"] = False
+    try:
+        auth = sp.consume(fields, rid)
+    finally:
+        sp.settings["security"]["wantAssertionsSigned"] = True
+    assert auth.get_errors() == [], auth.get_last_error_reason()
+    assert auth.get_nameid()
+
+
 def test_idp_initiated_sso(saml_env):
     p = saml_env["portier"]
     r = get(p, p.url("/saml/idp/init?sp=py&RelayState=/home"), saml_env["cookie"])
@@ -298,6 +319,15 @@ def test_is_passive_without_session_answers_the_sp_without_a_page(saml_env):
     action, fields = saml_peers.form_fields(r.text)
     xml = saml_peers.decode_response(fields["SAMLResponse"])
     assert "status:Success" not in xml and "<saml:Assertion" not in xml
+    # signed all the same (RSA-SHA256, after the Issuer), and xmlsec1 agrees with the published certificate
+    assert xml.count("<Signature xmlns=") == 1 and "xmldsig-more#rsa-sha256" in xml
+    assert re.search(r"<samlp:Response [^>]*><saml:Issuer>[^<]*</saml:Issuer><Signature xmlns=", xml)
+    path = os.path.join(saml_env["dir"], "nopassive.xml")
+    with open(path, "w") as f:
+        f.write(xml)
+    ok = subprocess.run(["xmlsec1", "--verify", "--pubkey-cert-pem", saml_env["idp_cert"], "--id-attr:ID",
+                         "urn:oasis:names:tc:SAML:2.0:protocol:Response", path], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
 
 
 # ---- single logout ----

@@ -17,6 +17,9 @@
 #include <lasso/lasso.h>
 #include <lasso/xml/saml-2.0/samlp2_authn_request.h>
 #include <openssl/evp.h>
+#include <xmlsec/crypto.h>
+#include <xmlsec/xmldsig.h>
+#include <xmlsec/xmltree.h>
 #include <zlib.h>
 
 #include "saml/internal.h"
@@ -251,6 +254,26 @@ static void test_sp_metadata_parse(void **state)
 
 /* ---- a full round trip ---- */
 
+static size_t count_plain(const char *s, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = strstr(s, what); p != NULL; p = strstr(p + 1, what))
+        ++n;
+    return n;
+}
+
+/* occurrences of `what` in a base64 XML message */
+static size_t count(const char *b64msg, const char *what)
+{
+    gsize len;
+    guchar *xml = g_base64_decode(b64msg, &len);
+    char *s = g_strndup((char *)xml, len);
+    size_t n = count_plain(s, what);
+    g_free(s);
+    g_free(xml);
+    return n;
+}
+
 static void test_round_trip_and_rate(void **state)
 {
     saml_keypair_t idp_kp, sp_kp;
@@ -293,10 +316,16 @@ static void test_round_trip_and_rate(void **state)
 
         struct timespec i0, i1;
         clock_gettime(CLOCK_MONOTONIC, &i0);
+        /* as sso.c does for an SP without encryption: lasso builds the Response unsigned, sign.c signs it; the
+         * last round as for an SP with encryption, where lasso signs (with the key holding the certificate again) */
+        int own = i != rounds - 1;
         LassoLogin *login = lasso_login_new(ls);
+        if (own)
+            lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
         assert_int_equal(lasso_login_process_authn_request_msg(login, query), 0);
         assert_int_equal(lasso_profile_get_signature_status(LASSO_PROFILE(login)), 0);
         assert_int_equal(lasso_login_validate_request_msg(login, TRUE, TRUE), 0);
+        assert_int_equal(saml_lasso_key_for(pool, 0, 0, !own), 0);
         assert_int_equal(lasso_login_build_assertion(login, LASSO_SAML2_AUTHN_CONTEXT_PASSWORD_PROTECTED_TRANSPORT,
                                                      "2026-01-01T00:00:00Z", NULL, "2026-01-01T00:00:00Z",
                                                      "2026-01-01T00:05:00Z"),
@@ -306,14 +335,28 @@ static void test_round_trip_and_rate(void **state)
         assert_int_equal(saml_nameid_for(&idp, &sp, &user, name_id, sizeof(name_id), &format), 0);
         assert_int_equal(saml_assertion_fill(login, &idp, &sp, &user, name_id, format, released, sizeof(released)), 0);
         assert_string_equal(released, "[\"uid\",\"mail\",\"displayName\",\"givenName\",\"sn\",\"groups\"]");
+        if (own)
+            assert_int_equal(saml_sign_take_over_assertion(login), 0);
         assert_int_equal(lasso_login_build_authn_response_msg(login), 0);
+        if (i == 0)
+            assert_int_equal(count(LASSO_PROFILE(login)->msg_body, "<Signature xmlns="), 0);
+        char *signed_ = own ? saml_sign_response(LASSO_PROFILE(login)->msg_body, saml_lasso_sign_key(pool, 0), 1, 1)
+                            : strdup(LASSO_PROFILE(login)->msg_body);
+        assert_non_null(signed_);
         clock_gettime(CLOCK_MONOTONIC, &i1);
         idp_secs += (double)(i1.tv_sec - i0.tv_sec) + (double)(i1.tv_nsec - i0.tv_nsec) / 1e9;
         assert_string_equal(LASSO_PROFILE(login)->msg_url, "https://sp.test/acs");
-        if (i == 0) {
+        /* the SP's lasso takes it: both signatures verify with the key from our metadata */
+        assert_int_equal(lasso_login_process_authn_response_msg(spl, signed_), 0);
+        assert_int_equal(lasso_profile_get_signature_status(LASSO_PROFILE(spl)), 0);
+        assert_int_equal(lasso_login_accept_sso(spl), 0);
+        if (i == 0 || !own) {
+            assert_int_equal(count(signed_, "<Signature xmlns="), 2);
             gsize n;
-            guchar *xml = g_base64_decode(LASSO_PROFILE(login)->msg_body, &n);
+            guchar *xml = g_base64_decode(signed_, &n);
             char *s = g_strndup((char *)xml, n);
+            assert_non_null(strstr(s, "</saml:Issuer><Signature xmlns="));
+            assert_int_equal(count_plain(s, "<X509Certificate>"), 2);
             assert_non_null(strstr(s, "rsa-sha256"));
             assert_null(strstr(s, "rsa-sha1"));
             assert_null(strstr(s, "xmldsig#sha1"));
@@ -324,6 +367,7 @@ static void test_round_trip_and_rate(void **state)
             g_free(s);
             g_free(xml);
         }
+        free(signed_);
         lasso_login_destroy(login);
         lasso_login_destroy(spl);
     }
@@ -342,6 +386,121 @@ static void test_round_trip_and_rate(void **state)
     saml_keypair_dispose(&sp_kp);
 }
 
+/* ---- sign.c ---- */
+
+#define UNSIGNED_RESPONSE                                                                                              \
+    "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "                                            \
+    "xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_r1\" Version=\"2.0\" "                                 \
+    "IssueInstant=\"2026-01-01T00:00:00Z\"><saml:Issuer>https://idp.test</saml:Issuer><samlp:Status>"                  \
+    "<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/></samlp:Status><saml:Assertion "          \
+    "ID=\"_a1\" Version=\"2.0\" IssueInstant=\"2026-01-01T00:00:00Z\"><saml:Issuer>https://idp.test</saml:Issuer>"     \
+    "<saml:Subject><saml:NameID>ada</saml:NameID></saml:Subject></saml:Assertion></samlp:Response>"
+
+static xmlNodePtr next_signature(xmlNodePtr n)
+{
+    for (; n != NULL; n = n->next) {
+        if (n->type == XML_ELEMENT_NODE && xmlSecCheckNodeName(n, xmlSecNodeSignature, xmlSecDSigNs))
+            return n;
+        xmlNodePtr c = next_signature(n->children);
+        if (c != NULL)
+            return c;
+    }
+    return NULL;
+}
+
+/* How many signatures the decoded message carries, all verified with the certificate's key; -1 if one fails. */
+static int verify_signatures(const char *xml)
+{
+    const char *why;
+    int n = 0;
+    xmlDocPtr doc = saml_xml_parse(xml, strlen(xml), &why);
+    assert_non_null(doc);
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    xmlAddID(NULL, doc, (const xmlChar *)"_r1", xmlHasProp(root, (const xmlChar *)"ID"));
+    for (xmlNodePtr c = root->children; c != NULL; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, "Assertion") == 0)
+            xmlAddID(NULL, doc, (const xmlChar *)"_a1", xmlHasProp(c, (const xmlChar *)"ID"));
+    xmlSecKeyPtr pub = xmlSecCryptoAppKeyLoad(idp_crt, xmlSecKeyDataFormatCertPem, NULL, NULL, NULL);
+    assert_non_null(pub);
+    for (xmlNodePtr sig = next_signature(root); sig != NULL; sig = next_signature(sig->next)) {
+        xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);
+        ctx->signKey = xmlSecKeyDuplicate(pub);
+        int ok = xmlSecDSigCtxVerify(ctx, sig) == 0 && ctx->status == xmlSecDSigStatusSucceeded;
+        xmlSecDSigCtxDestroy(ctx);
+        n = ok && n >= 0 ? n + 1 : -1;
+    }
+    xmlSecKeyDestroy(pub);
+    xmlFreeDoc(doc);
+    return n;
+}
+
+static char *decoded(const char *b64msg)
+{
+    gsize len;
+    guchar *xml = g_base64_decode(b64msg, &len);
+    char *s = strndup((char *)xml, len);
+    g_free(xml);
+    return s;
+}
+
+static void test_sign_response(void **state)
+{
+    saml_keypair_t kp;
+    char err[256];
+    (void)state;
+    assert_int_equal(saml_keypair_load(&kp, idp_key, idp_crt, err, sizeof(err)), 0);
+    char *in = b64(UNSIGNED_RESPONSE, strlen(UNSIGNED_RESPONSE));
+    for (int with_cert = 0; with_cert != 2; ++with_cert) {
+        xmlSecKeyPtr key = saml_sign_key_load(&kp, with_cert);
+        assert_non_null(key);
+        for (int mode = 0; mode != 3; ++mode) { /* both, the response only, the assertion only */
+            char *out = saml_sign_response(in, key, mode != 2, mode != 1);
+            assert_non_null(out);
+            char *xml = decoded(out);
+            assert_int_equal(verify_signatures(xml), mode == 0 ? 2 : 1);
+            assert_int_equal(count_plain(xml, "<X509Certificate>"), with_cert ? (mode == 0 ? 2 : 1) : 0);
+            assert_int_equal(count_plain(xml, "<KeyInfo>"), with_cert ? (mode == 0 ? 2 : 1) : 0);
+            assert_null(strstr(xml, "rsa-sha1"));
+            assert_null(strstr(xml, "xmldsig#sha1"));
+            /* right after each signed element's Issuer (the schema's place), referring to its ID */
+            if (mode != 2)
+                assert_non_null(strstr(xml, "<saml:Issuer>https://idp.test</saml:Issuer><Signature xmlns=\""
+                                            "http://www.w3.org/2000/09/xmldsig#\">\n<SignedInfo>"));
+            if (mode != 1)
+                assert_non_null(strstr(xml, "URI=\"#_a1\""));
+            if (mode != 2)
+                assert_non_null(strstr(xml, "URI=\"#_r1\""));
+            /* one byte changed in the signed content: a signature fails */
+            char *name = strstr(xml, ">ada<");
+            assert_non_null(name);
+            name[1] = 'b';
+            assert_int_equal(verify_signatures(xml), -1);
+            free(xml);
+            free(out);
+        }
+        xmlSecKeyDestroy(key);
+    }
+    free(in);
+    /* what cannot be signed: no Issuer, an ID held twice, not a Response, not base64 */
+    xmlSecKeyPtr key = saml_sign_key_load(&kp, 1);
+    const char *bad[] = {
+        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_r1\"/>",
+        "<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
+        "xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_x\"><saml:Issuer>i</saml:Issuer>"
+        "<saml:Assertion ID=\"_x\"><saml:Issuer>i</saml:Issuer></saml:Assertion></samlp:Response>",
+        "<saml:Assertion xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_a\"><saml:Issuer>i"
+        "</saml:Issuer></saml:Assertion>",
+    };
+    for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+        char *m = b64(bad[i], strlen(bad[i]));
+        assert_null(saml_sign_response(m, key, 1, 1));
+        free(m);
+    }
+    assert_null(saml_sign_response("not base64!", key, 1, 1));
+    xmlSecKeyDestroy(key);
+    saml_keypair_dispose(&kp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -353,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_keypair_rules),
         cmocka_unit_test(test_sp_metadata_parse),
         cmocka_unit_test(test_round_trip_and_rate),
+        cmocka_unit_test(test_sign_response),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
