@@ -152,15 +152,15 @@ static int restrict_transforms(xmlSecDSigCtxPtr ctx)
                : 0;
 }
 
-/* Verifies with each certificate of the metadata (several during an IdP key rollover). No keys manager is given
- * to xmlsec, so it has nowhere to look a key up: whatever KeyInfo carries is ignored. */
-static int verify_with_metadata(xmlNodePtr sig, const saml_conn_config_t *c)
+/* Verifies with each certificate given (several during an IdP key rollover). No keys manager is given to xmlsec, so
+ * it has nowhere to look a key up: whatever KeyInfo carries is ignored. */
+static int verify_with(xmlNodePtr sig, const char *const *pems, size_t num_pems)
 {
-    for (size_t i = 0; i != c->num_certs; ++i) {
+    for (size_t i = 0; i != num_pems; ++i) {
         xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);
         if (ctx == NULL)
             return 0;
-        ctx->signKey = xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)c->certs[i], (xmlSecSize)strlen(c->certs[i]),
+        ctx->signKey = xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)pems[i], (xmlSecSize)strlen(pems[i]),
                                                     xmlSecKeyDataFormatCertPem, NULL, NULL, NULL);
         int ok = ctx->signKey != NULL && restrict_transforms(ctx) == 0 && xmlSecDSigCtxVerify(ctx, sig) >= 0 &&
                  ctx->status == xmlSecDSigStatusSucceeded && xmlSecPtrListGetSize(&ctx->signedInfoReferences) == 1;
@@ -171,20 +171,26 @@ static int verify_with_metadata(xmlNodePtr sig, const saml_conn_config_t *c)
     return 0;
 }
 
+const char *saml_dsig_verify_enveloped(xmlNodePtr sig, xmlNodePtr parent, const char *const *pems, size_t num_pems)
+{
+    const char *why = check_references(sig, parent);
+    if (why != NULL)
+        return why;
+    return verify_with(sig, pems, num_pems) ? NULL : "bad_signature";
+}
+
 /* 1 when parent carries a valid signature, 0 when it carries none, or a refusal. */
-static const char *signature_of(xmlNodePtr parent, const saml_conn_config_t *c, int *covered)
+static const char *signature_of(xmlNodePtr parent, const saml_idp_md_t *md, int *covered)
 {
     size_t n = count_children(parent, SAML_NS_DSIG, "Signature");
     if (n == 0)
         return NULL;
     if (n > 1)
         return "signature_count";
-    xmlNodePtr sig = child(parent, SAML_NS_DSIG, "Signature");
-    const char *why = check_references(sig, parent);
+    const char *why = saml_dsig_verify_enveloped(child(parent, SAML_NS_DSIG, "Signature"), parent,
+                                                 (const char *const *)md->certs, md->num_certs);
     if (why != NULL)
         return why;
-    if (!verify_with_metadata(sig, c))
-        return "bad_signature";
     *covered = 1;
     return NULL;
 }
@@ -380,7 +386,7 @@ static const char *decrypt(xmlDocPtr *doc, const saml_sp_expect_t *x, int *respo
         return "comment";
     if (w.signatures != count_children(root, SAML_NS_DSIG, "Signature"))
         return "signature_position";
-    if ((why = signature_of(root, x->conn, response_signed)) != NULL)
+    if ((why = signature_of(root, x->md, response_signed)) != NULL)
         return why;
     if (!encryption_algorithms_ok(enc->children))
         return "encryption_algorithm";
@@ -439,6 +445,8 @@ const char *saml_sp_verify(xmlDocPtr *docp, const saml_sp_expect_t *x, saml_sp_a
     memset(out, 0, sizeof(*out));
     if (!is_el(root, NS_PROTOCOL, "Response"))
         return "not_response";
+    if (saml_idp_md_expired(x->md, x->now))
+        return "metadata_expired";
     /* 1. status */
     xmlNodePtr code = child(child(root, NS_PROTOCOL, "Status"), NS_PROTOCOL, "StatusCode");
     if (!attr_is(code, "Value", STATUS_OK))
@@ -466,8 +474,8 @@ const char *saml_sp_verify(xmlDocPtr *docp, const saml_sp_expect_t *x, saml_sp_a
         count_children(root, SAML_NS_DSIG, "Signature") + count_children(assertion, SAML_NS_DSIG, "Signature"))
         return "signature_position";
     /* a Response signature over an encrypted assertion was verified before decryption (it no longer matches) */
-    if ((!response_signed && (why = signature_of(root, x->conn, &covered)) != NULL) ||
-        (why = signature_of(assertion, x->conn, &covered)) != NULL)
+    if ((!response_signed && (why = signature_of(root, x->md, &covered)) != NULL) ||
+        (why = signature_of(assertion, x->md, &covered)) != NULL)
         return why;
     covered |= response_signed;
     if (!covered)
