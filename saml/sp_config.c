@@ -104,7 +104,11 @@ static void load_metadata(gw_config_ctx_t *ctx, saml_conn_config_t *c, size_t li
     char *xml = read_file(c->metadata_file, SAML_MAX_METADATA, &len, err, sizeof(err));
     saml_idp_md_t *md = NULL;
     saml_idp_md_check_t chk = {.signer_pem = c->metadata_signer_pem, .now = time(NULL), .allow_expired = 1};
-    const char *why = xml != NULL ? saml_idp_md_parse(xml, len, &chk, &md) : NULL;
+    const char *why = NULL;
+    if (c->metadata_signer_pem != NULL && saml_lasso_init() != 0) /* xmlsec, once (main thread, before workers) */
+        why = "internal";
+    else if (xml != NULL)
+        why = saml_idp_md_parse(xml, len, &chk, &md);
     if (xml == NULL)
         gw_config_error(ctx, line, key, "%s: %s", c->metadata_file, err);
     else if (why != NULL)
