@@ -204,8 +204,10 @@ saml_idp_md_t *saml_conn_md(const saml_conn_config_t *c);
 /* Publishes md (takes its reference); the previous snapshot is freed when its last reader releases it. */
 void saml_conn_md_replace(const saml_conn_config_t *c, saml_idp_md_t *md);
 /* sp_verify.c: the one enveloped signature `sig` of `parent` (Reference to parent's ID, only enveloped + exclusive
- * c14n, RSA-SHA256/384/512) verified with one of the certificates `pems` and nothing else. NULL or a reason. */
-const char *saml_dsig_verify_enveloped(xmlNodePtr sig, xmlNodePtr parent, const char *const *pems, size_t num_pems);
+ * c14n, RSA-SHA256/384/512) verified with one of the certificates `pems` and nothing else. whole_document: a Reference
+ * URI="" is also accepted when parent is the root (signed metadata; never for protocol messages). NULL or a reason. */
+const char *saml_dsig_verify_enveloped(xmlNodePtr sig, xmlNodePtr parent, const char *const *pems, size_t num_pems,
+                                       int whole_document);
 
 typedef struct st_saml_sp_expect_t {
     const saml_conn_config_t *conn; /* the connection whose entityID applies */

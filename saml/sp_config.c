@@ -360,11 +360,12 @@ static void cross_check(gw_config_ctx_t *ctx, saml_broker_config_t *b)
         snprintf(where, sizeof(where), "saml.sp.connections[%zu]", i);
         if (c->label == NULL && c->name != NULL)
             c->label = strdup(c->name);
-        if (c->metadata_refresh_line != 0 && c->metadata_refresh < b->metadata_refresh_minimum)
-            gw_config_error(ctx, c->metadata_refresh_line, where,
-                            "metadata_refresh: at least %us "
-                            "(saml.sp.metadata_refresh_minimum)",
+        if (c->metadata_refresh_line != 0 && c->metadata_refresh < b->metadata_refresh_minimum) {
+            char key[96];
+            snprintf(key, sizeof(key), "%s.metadata_refresh", where);
+            gw_config_error(ctx, c->metadata_refresh_line, key, "at least %us (saml.sp.metadata_refresh_minimum)",
                             b->metadata_refresh_minimum);
+        }
         for (size_t j = 0; j != i; ++j) {
             const saml_conn_config_t *o = &b->conns[j];
             if (c->name != NULL && o->name != NULL && strcmp(c->name, o->name) == 0)

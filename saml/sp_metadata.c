@@ -223,7 +223,7 @@ static const char *check_signature(xmlDocPtr doc, xmlNodePtr root, const char *s
     for (xmlNodePtr r = si != NULL ? si->children : NULL; r != NULL; r = r->next)
         if (is_el(r, SAML_NS_DSIG, "Reference") && algorithm_is_sha1(child(r, SAML_NS_DSIG, "DigestMethod")))
             return "sha1";
-    return saml_dsig_verify_enveloped(sig, root, &signer_pem, 1);
+    return saml_dsig_verify_enveloped(sig, root, &signer_pem, 1, 1);
 }
 
 static const char *check_valid_until(xmlNodePtr n, time_t now, int allow_expired, time_t *until)

@@ -105,7 +105,7 @@ static void walk(xmlDocPtr doc, xmlNodePtr n, walk_t *w)
 }
 
 /* The Reference of a signature must point at exactly its parent, with only the two transforms SAML needs. */
-static const char *check_references(xmlNodePtr sig, xmlNodePtr parent)
+static const char *check_references(xmlNodePtr sig, xmlNodePtr parent, int whole_document)
 {
     xmlNodePtr si = child(sig, SAML_NS_DSIG, "SignedInfo");
     xmlNodePtr c14n = child(si, SAML_NS_DSIG, "CanonicalizationMethod");
@@ -118,7 +118,8 @@ static const char *check_references(xmlNodePtr sig, xmlNodePtr parent)
         return "reference";
     xmlNodePtr ref = child(si, SAML_NS_DSIG, "Reference");
     char *uri = saml_xml_attr(ref, "URI"), *id = saml_xml_attr(parent, "ID");
-    ok = uri != NULL && id != NULL && uri[0] == '#' && strcmp(uri + 1, id) == 0;
+    ok = (uri != NULL && id != NULL && uri[0] == '#' && strcmp(uri + 1, id) == 0) ||
+         (whole_document && uri != NULL && uri[0] == '\0' && parent == xmlDocGetRootElement(parent->doc));
     xmlFree(uri);
     xmlFree(id);
     if (!ok)
@@ -136,9 +137,10 @@ static const char *check_references(xmlNodePtr sig, xmlNodePtr parent)
     return NULL;
 }
 
-static int restrict_transforms(xmlSecDSigCtxPtr ctx)
+static int restrict_transforms(xmlSecDSigCtxPtr ctx, int whole_document)
 {
-    ctx->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
+    ctx->enabledReferenceUris = xmlSecTransformUriTypeSameDocument |
+                                (whole_document ? xmlSecTransformUriTypeEmpty : xmlSecTransformUriTypeNone);
     return xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformEnvelopedId) < 0 ||
                    xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformExclC14NId) < 0 ||
                    xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformSha256Id) < 0 ||
@@ -154,7 +156,7 @@ static int restrict_transforms(xmlSecDSigCtxPtr ctx)
 
 /* Verifies with each certificate given (several during an IdP key rollover). No keys manager is given to xmlsec, so
  * it has nowhere to look a key up: whatever KeyInfo carries is ignored. */
-static int verify_with(xmlNodePtr sig, const char *const *pems, size_t num_pems)
+static int verify_with(xmlNodePtr sig, const char *const *pems, size_t num_pems, int whole_document)
 {
     for (size_t i = 0; i != num_pems; ++i) {
         xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);
@@ -162,8 +164,9 @@ static int verify_with(xmlNodePtr sig, const char *const *pems, size_t num_pems)
             return 0;
         ctx->signKey = xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)pems[i], (xmlSecSize)strlen(pems[i]),
                                                     xmlSecKeyDataFormatCertPem, NULL, NULL, NULL);
-        int ok = ctx->signKey != NULL && restrict_transforms(ctx) == 0 && xmlSecDSigCtxVerify(ctx, sig) >= 0 &&
-                 ctx->status == xmlSecDSigStatusSucceeded && xmlSecPtrListGetSize(&ctx->signedInfoReferences) == 1;
+        int ok = ctx->signKey != NULL && restrict_transforms(ctx, whole_document) == 0 &&
+                 xmlSecDSigCtxVerify(ctx, sig) >= 0 && ctx->status == xmlSecDSigStatusSucceeded &&
+                 xmlSecPtrListGetSize(&ctx->signedInfoReferences) == 1;
         xmlSecDSigCtxDestroy(ctx);
         if (ok)
             return 1;
@@ -171,12 +174,13 @@ static int verify_with(xmlNodePtr sig, const char *const *pems, size_t num_pems)
     return 0;
 }
 
-const char *saml_dsig_verify_enveloped(xmlNodePtr sig, xmlNodePtr parent, const char *const *pems, size_t num_pems)
+const char *saml_dsig_verify_enveloped(xmlNodePtr sig, xmlNodePtr parent, const char *const *pems, size_t num_pems,
+                                       int whole_document)
 {
-    const char *why = check_references(sig, parent);
+    const char *why = check_references(sig, parent, whole_document);
     if (why != NULL)
         return why;
-    return verify_with(sig, pems, num_pems) ? NULL : "bad_signature";
+    return verify_with(sig, pems, num_pems, whole_document) ? NULL : "bad_signature";
 }
 
 /* 1 when parent carries a valid signature, 0 when it carries none, or a refusal. */
@@ -188,7 +192,7 @@ static const char *signature_of(xmlNodePtr parent, const saml_idp_md_t *md, int 
     if (n > 1)
         return "signature_count";
     const char *why = saml_dsig_verify_enveloped(child(parent, SAML_NS_DSIG, "Signature"), parent,
-                                                 (const char *const *)md->certs, md->num_certs);
+                                                 (const char *const *)md->certs, md->num_certs, 0);
     if (why != NULL)
         return why;
     *covered = 1;
