@@ -10,6 +10,7 @@ import os
 import ssl
 import tempfile
 import threading
+import time
 
 import pytest
 from lxml import etree
@@ -25,10 +26,11 @@ ENTITY = "https://rot.idp.test/saml"
 
 def metadata(cert_body, entity_id=ENTITY, valid_until=None, sso="https://rot.idp.test/sso"):
     vu = ' validUntil="%s"' % valid_until if valid_until else ""
+    keys = "".join(f"""<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{body}
+</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>""" for body in cert_body.split())
     return etree.fromstring(f"""<md:EntityDescriptor xmlns:md="{NS['md']}" xmlns:ds="{NS['ds']}" ID="_md1"
  entityID="{entity_id}"{vu}><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
-<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert_body}</ds:X509Certificate>
-</ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+{keys}
 <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso}"/>
 </md:IDPSSODescriptor></md:EntityDescriptor>""".encode())
 
@@ -43,11 +45,14 @@ class MetadataServer:
 
     def __init__(self, cert, key, body):
         self.body = body
+        self.cycle = None  # a list: each request gets the next document
+        self.hits = 0
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                data = outer.body
+                outer.hits += 1
+                data = outer.cycle[outer.hits % len(outer.cycle)] if outer.cycle else outer.body
                 self.send_response(200)
                 self.send_header("content-type", "application/samlmetadata+xml")
                 self.send_header("content-length", str(len(data)))
@@ -196,7 +201,35 @@ def test_2_bad_metadata_is_refused_and_the_last_good_stays(env):
     assert 'portier_saml_sp_metadata_refresh_total{idp="rot",outcome="failure"}' in env.p.metrics()
 
 
-def test_3_backing_file_is_used_after_a_restart_without_the_network(env):
+def test_3_sign_ins_during_swaps_see_whole_metadata(env):
+    """Workers verify responses while the refresher swaps the metadata under them (run under ASan: a snapshot freed
+    too early would be reported). Two good documents alternate, both with key B; every sign-in must pass."""
+    docs = [signed(metadata(env.b.cert_body + " " + env.a.cert_body, sso="https://rot.idp.test/sso%d" % i),
+                   env.fed_key) for i in range(2)]
+    before = len(env.refresh_events())
+    deadline = time.monotonic() + 2.0
+    env.server.cycle = docs  # every fetch brings the other document: every refresh swaps
+    results = []
+
+    def worker():
+        while time.monotonic() < deadline:
+            results.append(env.accepted(env.b, "bob"))
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        env.server.cycle = None
+    assert results and all(results), results
+    events = [e for e in env.refresh_events()[before:] if e[1] == "success"]
+    assert len(events) >= 2, events  # swaps really happened meanwhile
+
+
+def test_4_backing_file_is_used_after_a_restart_without_the_network(env):
+    last = signed(metadata(env.b.cert_body), env.fed_key)  # B only, as at the end of test 1
+    env.serve_and_wait(last, "success")
     env.p.stop()
     env.server.stop()  # the URL is unreachable from now on
     env.p.start()
