@@ -31,7 +31,7 @@
 #define FETCH_TIMEOUT   30 /* seconds for a whole fetch */
 #define CONNECT_TIMEOUT 10
 #define DETAILS_MAX     256
-#define ACTOR_MAX       96
+#define TARGET_MAX      96
 #define USER_AGENT      "portier-metadata-refresh"
 
 typedef struct st_conn_state_t {
@@ -147,25 +147,36 @@ static int write_atomically(const char *path, const char *data, size_t len)
         rc = -errno;
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
-    if (rc != 0)
+    if (rc != 0) {
         unlink(tmp);
-    return rc;
+        return rc;
+    }
+    char *slash = strrchr(tmp, '/'); /* the rename itself survives a crash once the directory is synced */
+    if (slash != NULL && slash != tmp) {
+        *slash = '\0';
+        int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
+    return 0;
 }
 
 /* ---- reporting ---- */
 
 typedef struct st_audit_job_t {
     gw_job_t super;
-    char actor[ACTOR_MAX], outcome[16], details[DETAILS_MAX];
+    char target[TARGET_MAX], outcome[16], details[DETAILS_MAX];
 } audit_job_t;
 
 static void audit_run(gw_job_t *job, gw_worker_t *w)
 {
     audit_job_t *j = (audit_job_t *)job;
     store_t *db = gw_worker_db(w);
-    store_audit_event_t ev = {.actor = j->actor,
+    store_audit_event_t ev = {.actor = "system", /* the refresher changes the connection, nobody asked */
                               .action = "saml.sp.metadata_refresh",
-                              .target = j->actor + sizeof("saml:") - 1,
+                              .target = j->target,
                               .outcome = j->outcome,
                               .details = j->details};
     if (db == NULL || store_audit_append(db, &ev) != 0)
@@ -177,7 +188,7 @@ static void audit(saml_refresh_t *r, const saml_conn_config_t *c, const char *ou
     audit_job_t *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return;
-    snprintf(j->actor, sizeof(j->actor), "saml:%s", c->name);
+    snprintf(j->target, sizeof(j->target), "saml:%s", c->name);
     snprintf(j->outcome, sizeof(j->outcome), "%s", outcome);
     snprintf(j->details, sizeof(j->details), "%s", details);
     gw_job_submit_detached(r->server, &j->super, audit_run);

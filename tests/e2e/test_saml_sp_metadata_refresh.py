@@ -119,7 +119,7 @@ class Env:
         return [line for line in out.splitlines() if line]
 
     def refresh_events(self):
-        out = self.p.pg.psql("SELECT actor, outcome, details::text FROM audit_events WHERE action = "
+        out = self.p.pg.psql("SELECT actor || ' ' || target, outcome, details::text FROM audit_events WHERE action = "
                              "'saml.sp.metadata_refresh' ORDER BY id", dbname=self.p.dbname)
         return [line.split("|") for line in out.splitlines() if line]
 
@@ -130,7 +130,7 @@ class Env:
 
         def seen():
             for actor, out, details in self.refresh_events()[before:]:
-                if actor == "saml:rot" and out == outcome and (reason is None or json.loads(details)["reason"] == reason):
+                if actor == "system saml:rot" and out == outcome and (reason is None or json.loads(details)["reason"] == reason):
                     return True
             return False
         assert harness.wait_for(seen, timeout=10, interval=0.2), (outcome, reason, self.refresh_events()[before:])
