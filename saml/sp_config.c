@@ -1,8 +1,8 @@
 /*
  * The `saml.sp:` section: portier as a service provider (broker) to enterprise IdPs. Each connection's metadata is
  * read and parsed here, at configuration time, so `portier check-config` refuses an IdP without a usable entity
- * id, Redirect SSO endpoint or signing certificate. The certificates found here are the only keys the ACS will
- * ever verify a response with (KeyInfo in a message is never trusted).
+ * id, Redirect SSO endpoint or signing certificate. The certificates found here (and later those of refreshed
+ * metadata, sp_refresh.c) are the only keys the ACS will ever verify a response with (KeyInfo is never trusted).
  *
  *   saml:
  *     sp:
