@@ -106,9 +106,12 @@ PGresult *store_exec(store_t *st, const char *sql, int nparams, const char *cons
         PQclear(res); /* the caller reports -EIO; the next call outside a transaction reconnects */
         return NULL;
     }
-    if (st->on_notify != NULL) /* PostgreSQL sends a session its own notifications with the COMMIT's answer */
+    /* PostgreSQL sends a session its own notifications with the COMMIT's answer. Those of other sessions are the
+     * listener thread's business: applied here, late, they would also spoil a cache fill running meanwhile. */
+    if (st->on_notify != NULL)
         for (PGnotify *n; (n = PQnotifies(st->conn)) != NULL; PQfreemem(n))
-            st->on_notify(st->notify_ctx, n->extra);
+            if (n->be_pid == PQbackendPID(st->conn))
+                st->on_notify(st->notify_ctx, n->extra);
     return res;
 }
 

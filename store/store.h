@@ -333,8 +333,8 @@ int store_saml_sp_logout_take(store_t *st, const uint8_t state[STORE_HASH_LEN], 
 /* Makes this connection LISTEN too, so that every NOTIFY its own transactions send reaches `cb` as the COMMIT
  * (or the autocommitted statement) returns, on the calling thread: an instance applies the revocations it
  * causes before it answers the request that caused them, instead of when its listener thread gets to them.
- * Notifications from other connections that arrive meanwhile are handed over too (harmless: the listener
- * applies them again). Kept across reconnects. 0 or -EIO. */
+ * Notifications from other connections are dropped (the listener applies them). Kept across reconnects.
+ * 0 or -EIO. */
 int store_follow_own_notifications(store_t *st, void (*cb)(void *ctx, const char *payload), void *ctx);
 
 /* Revocation listener connection: LISTEN on STORE_NOTIFY_CHANNEL, then wait. */
