@@ -306,6 +306,7 @@ int gw_serve(gw_config_t *conf)
 
     server.workers = gw_workers_create(&server, conf->workers);
     atomic_store(&server.db_ready, 1);
+    saml_broker_refresh_start(server.saml, &server); /* needs the workers (audit events) */
     gw_revocation_start(&server);
     for (size_t i = 0; i != server.num_loops; ++i)
         pthread_create(&server.loops[i].tid, NULL, loop_main, &server.loops[i]);
@@ -322,6 +323,7 @@ int gw_serve(gw_config_t *conf)
     for (size_t i = 0; i != server.num_loops; ++i)
         pthread_join(server.loops[i].tid, NULL);
     gw_revocation_stop(&server);
+    saml_broker_refresh_stop(server.saml); /* before the workers: it queues audit jobs */
     gw_workers_destroy(server.workers);
     saml_idp_destroy(server.saml); /* after the workers: their LassoServers live in it */
     /* Jobs completed after the loops stopped are still queued in the receivers: drain them (their requests are

@@ -147,7 +147,7 @@ void saml_idp_destroy(saml_idp_t *idp)
 
 char *saml_metrics_render(const saml_idp_t *idp, size_t *len)
 {
-    size_t cap = 512 + idp->sc->num_sps * 3 * (SAML_METRIC_LINE + 128), used = 0;
+    size_t cap = 1024 + (idp->sc->num_sps + idp->sc->broker.num_conns) * 3 * (SAML_METRIC_LINE + 128), used = 0;
     char *out = malloc(cap);
     if (out == NULL)
         return NULL;
@@ -170,6 +170,8 @@ char *saml_metrics_render(const saml_idp_t *idp, size_t *len)
         PUT("portier_saml_refusals_total{sp=\"(unknown)\",reason=\"request\"} %llu\n",
             (unsigned long long)atomic_load(&idp->unknown_sp));
 #undef PUT
+    if (used < cap)
+        used += saml_refresh_metrics(idp->broker, out + used, cap - used);
     *len = used < cap ? used : cap - 1;
     return out;
 }

@@ -168,8 +168,50 @@ void saml_send_post_form(struct st_h2o_req_t *req, const char *url, const char *
 void saml_time_format(time_t t, char *out, size_t outlen);
 
 /* ---- the broker (sp_*.c): portier as a service provider to enterprise IdPs ---- */
+#define SAML_MD_MAX_CERTS 4
+/* sp_metadata.c: an enterprise IdP's metadata, parsed into an immutable, reference-counted snapshot. */
+typedef struct st_saml_idp_md_t {
+    _Atomic unsigned refs;
+    char *entity_id;
+    char *sso_url;                  /* SingleSignOnService, HTTP-Redirect binding */
+    char *slo_url;                  /* SingleLogoutService, HTTP-Redirect binding, or NULL */
+    char *certs[SAML_MD_MAX_CERTS]; /* signing certificates (PEM) from the metadata: the only keys ever trusted */
+    size_t num_certs;
+    time_t valid_until;       /* the earliest validUntil of the document and the entity; 0: none */
+    unsigned char digest[32]; /* SHA-256 of the document (a refresh bringing the same bytes changes nothing) */
+} saml_idp_md_t;
+typedef struct st_saml_idp_md_check_t {
+    const char *entity_id;  /* required entityID (root EntityDescriptor, or inside an EntitiesDescriptor); NULL: any */
+    const char *signer_pem; /* the document must carry an enveloped signature by this certificate; NULL: unsigned ok */
+    time_t now;
+    int allow_expired; /* keep (and record) a past validUntil instead of refusing it (the backing file at start) */
+} saml_idp_md_check_t;
+/* The metadata gatekeeper: size limit, no DOCTYPE, the signature (RSA-SHA256 or stronger over the root, by the pinned
+ * certificate only, KeyInfo ignored), the entityID, validUntil, an IDPSSODescriptor with a Redirect SSO endpoint and
+ * RSA signing certificates. NULL with *out (a reference for the caller), or a short refusal reason. */
+const char *saml_idp_md_parse(const char *xml, size_t len, const saml_idp_md_check_t *chk, saml_idp_md_t **out)
+    __attribute__((warn_unused_result));
+const char *saml_idp_md_reason_text(const char *reason); /* for people: "no SingleSignOnService for ..." */
+int saml_idp_md_expired(const saml_idp_md_t *md, time_t now);
+void saml_idp_md_release(saml_idp_md_t *md);
+/* metadata_signing_certificate: a PEM certificate of an RSA key >= 2048 bits. PEM (malloc'd), or NULL + message. */
+char *saml_md_signer_load(const char *path, char *err, size_t errlen);
+typedef struct st_saml_md_slot_t saml_md_slot_t;
+saml_md_slot_t *saml_md_slot_create(saml_idp_md_t *md); /* takes md's reference */
+void saml_md_slot_destroy(saml_md_slot_t *s);
+/* The connection's current metadata: a reference, released with saml_idp_md_release. Any thread. */
+saml_idp_md_t *saml_conn_md(const saml_conn_config_t *c);
+/* Publishes md (takes its reference); the previous snapshot is freed when its last reader releases it. */
+void saml_conn_md_replace(const saml_conn_config_t *c, saml_idp_md_t *md);
+/* sp_verify.c: the one enveloped signature `sig` of `parent` (Reference to parent's ID, only enveloped + exclusive
+ * c14n, RSA-SHA256/384/512) verified with one of the certificates `pems` and nothing else. whole_document: a Reference
+ * URI="" is also accepted when parent is the root (signed metadata; never for protocol messages). NULL or a reason. */
+const char *saml_dsig_verify_enveloped(xmlNodePtr sig, xmlNodePtr parent, const char *const *pems, size_t num_pems,
+                                       int whole_document);
+
 typedef struct st_saml_sp_expect_t {
-    const saml_conn_config_t *conn; /* the connection whose metadata keys and entityID apply */
+    const saml_conn_config_t *conn; /* the connection whose entityID applies */
+    const saml_idp_md_t *md;        /* its metadata (keys), held by the caller */
     const char *acs_url;            /* Destination and Recipient */
     const char *own_entity_id;      /* Audience */
     const char *decrypt_key_pem;    /* our private key for EncryptedAssertion; NULL: encrypted ones are refused */
@@ -205,8 +247,11 @@ typedef struct st_saml_broker_t {
     struct st_gw_server_t *server;
     char *entity_id, *acs_url, *slo_url, *metadata;
     saml_keypair_t kp;
-    struct evp_pkey_st *key; /* signs AuthnRequests (HTTP-Redirect binding, RSA-SHA256) */
+    struct evp_pkey_st *key;           /* signs AuthnRequests (HTTP-Redirect binding, RSA-SHA256) */
+    struct st_saml_refresh_t *refresh; /* sp_refresh.c; NULL when no connection has a metadata_url */
 } saml_broker_t;
+/* sp_refresh.c: Prometheus lines of the metadata refresh counters (appended to out, at most cap; bytes written). */
+size_t saml_refresh_metrics(const saml_broker_t *b, char *out, size_t cap);
 saml_broker_t *saml_broker_create(const gw_config_t *conf, char *err, size_t errlen);
 void saml_broker_destroy(saml_broker_t *b);
 void saml_broker_register(saml_broker_t *b, struct st_gw_server_t *server, struct st_h2o_hostconf_t *hostconf);

@@ -83,12 +83,15 @@ typedef enum { SAML_MATCH_EMAIL, SAML_MATCH_USERNAME } saml_match_t;
 typedef struct st_saml_conn_config_t {
     char *name;          /* ?idp=NAME, audit actor "saml:NAME", login page button */
     char *label;         /* button text; default: the name */
-    char *metadata_file; /* the IdP's metadata (absolute path) */
-    char *entity_id;     /* EntityDescriptor/@entityID: the only accepted Issuer */
-    char *sso_url;       /* SingleSignOnService, HTTP-Redirect binding */
-    char *slo_url;       /* SingleLogoutService, HTTP-Redirect binding, or NULL */
-    char **certs;        /* signing certificates (PEM) from the metadata, the only keys ever trusted */
-    size_t num_certs;
+    char *metadata_file; /* the IdP's metadata (absolute path); with metadata_url: the backing file */
+    char *entity_id;     /* EntityDescriptor/@entityID: the only accepted Issuer (a refresh cannot change it) */
+    struct st_saml_md_slot_t *md; /* the metadata in use (endpoints, signing certificates): saml_conn_md() */
+    char *metadata_url;           /* https URL refreshed from, or NULL */
+    char *metadata_ca;            /* CA file for metadata_url's TLS (NULL: the system's) */
+    char *metadata_signer_pem;    /* metadata_signing_certificate (PEM): fetched metadata must be signed by it */
+    unsigned metadata_refresh;    /* seconds between fetches */
+    size_t metadata_line, metadata_refresh_line; /* where they were configured (0: not) */
+    char metadata_key[160];                      /* "saml.sp.connections[i].metadata", for messages */
     char **domains; /* email domains it owns (home-realm discovery, sso_only), lower case */
     size_t num_domains;
     saml_match_t match;            /* how a first login finds an existing user */
@@ -112,7 +115,11 @@ typedef struct st_saml_broker_config_t {
     char *cert_file; /* NULL = saml.idp.certificate */
     saml_conn_config_t *conns;
     size_t num_conns;
+    unsigned metadata_refresh_minimum; /* saml.sp.metadata_refresh_minimum (tests lower it) */
 } saml_broker_config_t;
+#define SAML_MD_REFRESH_DEFAULT 3600
+#define SAML_MD_REFRESH_MINIMUM 60
+#define SAML_MD_REFRESH_MAXIMUM (7 * 86400)
 
 /* sp_config.c: the saml.sp section (called by saml_config_load). */
 void saml_broker_config_load(gw_config_ctx_t *ctx, saml_broker_config_t *b, struct yaml_node_s *node);
@@ -183,6 +190,11 @@ int saml_logout_walk_start(struct st_store_t *db, const uint8_t session[32], cha
 struct st_store_t;
 int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t session[32], const char *next,
                        char **location);
+
+/* Metadata refresh of the broker's connections with a metadata_url (sp_refresh.c): a background thread, started
+ * after the worker pool (audit events go through it) and stopped before it. No-op without such connections. */
+void saml_broker_refresh_start(saml_idp_t *saml, struct st_gw_server_t *server);
+void saml_broker_refresh_stop(saml_idp_t *saml);
 
 /* ---- CLI ---- */
 /* `portier keys saml-rotate`: without a next key, makes <key>.next and <certificate>.next (published from the next

@@ -146,6 +146,7 @@ static const char *acs_validate(acs_job_t *j, store_t *db, const saml_conn_confi
     saml_intake_t in = {0};
     store_saml_sp_request_t req = {0};
     const char *why = j->early_reason;
+    saml_idp_md_t *md = NULL;
     int have_req = 0;
     if (why != NULL)
         return why;
@@ -168,7 +169,9 @@ static const char *acs_validate(acs_job_t *j, store_t *db, const saml_conn_confi
         goto exit;
     }
     /* 2-5. status, signatures, issuers, Destination/Recipient/Audience: on the covered nodes only */
+    md = saml_conn_md(*conn); /* held until the end: a refresh meanwhile does not pull the keys away */
     saml_sp_expect_t x = {.conn = *conn,
+                          .md = md,
                           .acs_url = b->acs_url,
                           .own_entity_id = b->entity_id,
                           .decrypt_key_pem = b->kp.key_pem,
@@ -215,6 +218,7 @@ static const char *acs_validate(acs_job_t *j, store_t *db, const saml_conn_confi
             snprintf(j->return_to, sizeof(j->return_to), "/");
     }
 exit:
+    saml_idp_md_release(md);
     store_saml_sp_request_dispose(&req);
     saml_intake_dispose(&in);
     return why;

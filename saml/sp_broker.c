@@ -227,17 +227,28 @@ int saml_broker_request_url(const saml_broker_t *b, const saml_conn_config_t *c,
                             const char *relay_state, char *location, size_t len)
 {
     char instant[32], *xml = NULL;
-    saml_time_format(time(NULL), instant, sizeof(instant));
+    time_t now = time(NULL);
+    saml_idp_md_t *md = saml_conn_md(c);
+    int rc = -1;
+    if (saml_idp_md_expired(md, now)) { /* refreshed metadata is overdue: the IdP's keys can no longer be trusted */
+        gw_log("error", "saml", "sp.metadata_expired", "idp", c->name, NULL);
+        goto exit;
+    }
+    saml_time_format(now, instant, sizeof(instant));
     if (asprintf(&xml,
                  "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
                  "xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"%s\" Version=\"2.0\" "
                  "IssueInstant=\"%s\" Destination=\"%s\" AssertionConsumerServiceURL=\"%s\" "
                  "ProtocolBinding=\"" SAML_BINDING_POST "\"><saml:Issuer>%s</saml:Issuer>"
                  "<samlp:NameIDPolicy Format=\"%s\" AllowCreate=\"true\"/></samlp:AuthnRequest>",
-                 request_id, instant, c->sso_url, b->acs_url, b->entity_id, nameid_uris[c->nameid]) < 0)
-        return -1;
-    int rc = saml_broker_redirect(b, c->sso_url, "SAMLRequest", xml, relay_state, location, len);
+                 request_id, instant, md->sso_url, b->acs_url, b->entity_id, nameid_uris[c->nameid]) < 0) {
+        xml = NULL;
+        goto exit;
+    }
+    rc = saml_broker_redirect(b, md->sso_url, "SAMLRequest", xml, relay_state, location, len);
+exit:
     free(xml);
+    saml_idp_md_release(md);
     return rc;
 }
 

@@ -1,18 +1,23 @@
 /*
  * The `saml.sp:` section: portier as a service provider (broker) to enterprise IdPs. Each connection's metadata is
  * read and parsed here, at configuration time, so `portier check-config` refuses an IdP without a usable entity
- * id, Redirect SSO endpoint or signing certificate. The certificates found here are the only keys the ACS will
- * ever verify a response with (KeyInfo in a message is never trusted).
+ * id, Redirect SSO endpoint or signing certificate. The certificates found here (and later those of refreshed
+ * metadata, sp_refresh.c) are the only keys the ACS will ever verify a response with (KeyInfo is never trusted).
  *
  *   saml:
  *     sp:
  *       entity_id: URI              default <public_url>/saml/sp/metadata
  *       key: FILE                   default saml.idp.key
  *       certificate: FILE           default saml.idp.certificate
+ *       metadata_refresh_minimum: DURATION   default 60s; lower only in tests
  *       connections:
  *         - { name, label, metadata, domains, match, jit, sso_only, idp_initiated, name_id_format,
  *             attributes: { username, email, display_name, groups }, group_map: { IdP-group: portier-group },
- *             mfa_contexts: [ AuthnContextClassRef... ] }
+ *             mfa_contexts: [ AuthnContextClassRef... ],
+ *             metadata_url, metadata_signing_certificate, metadata_ca, metadata_refresh }
+ *
+ * With metadata_url, `metadata` is the backing file: sp_refresh.c fetches the URL every metadata_refresh and writes
+ * the last good (signed, checked) copy there, so a restart works without the network.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -21,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -29,13 +35,13 @@
 #include <openssl/x509.h>
 #include <yaml.h>
 
+#include "gateway/gateway.h"
 #include "saml/internal.h"
 
 #define MAX_NAME                  64
 #define MAX_LIST                  64
 #define MAX_VALUE                 512
-#define MAX_CERTS                 4
-#define MAX_CERT_B64              16384
+#define MAX_URL                   1024
 #define NS_ASSERTION_ATTR_DEFAULT "urn:oid:"
 
 static const char *const attr_keys[] = {"username", "email", "display_name", "groups"};
@@ -88,128 +94,30 @@ exit:
     return buf;
 }
 
-static int is_el(xmlNodePtr n, const char *ns, const char *name)
-{
-    return n != NULL && n->type == XML_ELEMENT_NODE && n->ns != NULL && strcmp((const char *)n->ns->href, ns) == 0 &&
-           strcmp((const char *)n->name, name) == 0;
-}
-
-static xmlNodePtr child(xmlNodePtr parent, const char *ns, const char *name)
-{
-    for (xmlNodePtr c = parent != NULL ? parent->children : NULL; c != NULL; c = c->next)
-        if (is_el(c, ns, name))
-            return c;
-    return NULL;
-}
-
-/* base64 DER of an X509Certificate element -> PEM, after checking it parses as a certificate with an RSA key. */
-static char *cert_pem(xmlNodePtr n)
-{
-    xmlChar *text = xmlNodeGetContent(n);
-    char b64[MAX_CERT_B64], *pem = NULL;
-    size_t len = 0;
-    for (const xmlChar *p = text; p != NULL && *p != '\0' && len + 1 < sizeof(b64); ++p)
-        if (!isspace(*p))
-            b64[len++] = (char)*p;
-    b64[len] = '\0';
-    xmlFree(text);
-    unsigned char der[MAX_CERT_B64];
-    int dlen = EVP_DecodeBlock(der, (const unsigned char *)b64, (int)len);
-    const unsigned char *dp = der;
-    X509 *x = dlen > 0 ? d2i_X509(NULL, &dp, dlen) : NULL;
-    EVP_PKEY *k = x != NULL ? X509_get0_pubkey(x) : NULL;
-    if (k != NULL && EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA) {
-        BIO *bio = BIO_new(BIO_s_mem());
-        char *data;
-        if (bio != NULL && PEM_write_bio_X509(bio, x) == 1) {
-            long n2 = BIO_get_mem_data(bio, &data);
-            pem = strndup(data, (size_t)n2);
-        }
-        BIO_free(bio);
-    }
-    X509_free(x);
-    return pem;
-}
-
-static void metadata_certs(saml_conn_config_t *c, xmlNodePtr idpsso)
-{
-    for (xmlNodePtr kd = idpsso->children; kd != NULL; kd = kd->next) {
-        if (!is_el(kd, SAML_NS_METADATA, "KeyDescriptor"))
-            continue;
-        char *use = saml_xml_attr(kd, "use");
-        int signing = use == NULL || strcmp(use, "signing") == 0;
-        xmlFree(use);
-        xmlNodePtr x509 =
-            child(child(child(kd, SAML_NS_DSIG, "KeyInfo"), SAML_NS_DSIG, "X509Data"), SAML_NS_DSIG, "X509Certificate");
-        char *pem = signing && x509 != NULL && c->num_certs < MAX_CERTS ? cert_pem(x509) : NULL;
-        if (pem != NULL)
-            c->certs[c->num_certs++] = pem;
-    }
-}
-
-/* The Location of the first `service` element with the HTTP-Redirect binding (malloc'd), or NULL. */
-static char *redirect_location(xmlNodePtr idpsso, const char *service)
-{
-    char *out = NULL;
-    for (xmlNodePtr s = idpsso->children; s != NULL && out == NULL; s = s->next) {
-        char *binding = is_el(s, SAML_NS_METADATA, service) ? saml_xml_attr(s, "Binding") : NULL;
-        char *loc =
-            binding != NULL && strcmp(binding, SAML_BINDING_REDIRECT) == 0 ? saml_xml_attr(s, "Location") : NULL;
-        if (loc != NULL && (strncmp(loc, "https://", 8) == 0 || strncmp(loc, "http://", 7) == 0) &&
-            plain_value(loc, 1024) && strchr(loc, ' ') == NULL)
-            out = strdup(loc);
-        xmlFree(binding);
-        xmlFree(loc);
-    }
-    return out;
-}
-
-static int parse_idp_metadata(saml_conn_config_t *c, const char *xml, size_t len, char *err, size_t errlen)
-{
-    const char *why = NULL;
-    xmlDocPtr doc = saml_xml_parse(xml, len, &why);
-    xmlNodePtr root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
-    int rc = -1;
-    if (!is_el(root, SAML_NS_METADATA, "EntityDescriptor")) {
-        snprintf(err, errlen, "not an EntityDescriptor (%s)", why != NULL ? why : "wrong root element");
-        goto exit;
-    }
-    xmlNodePtr idpsso = child(root, SAML_NS_METADATA, "IDPSSODescriptor");
-    char *entity = saml_xml_attr(root, "entityID");
-    if (entity != NULL && plain_value(entity, 1024))
-        c->entity_id = strdup(entity);
-    xmlFree(entity);
-    if (c->entity_id == NULL || idpsso == NULL) {
-        snprintf(err, errlen, "no entityID or no IDPSSODescriptor");
-        goto exit;
-    }
-    c->sso_url = redirect_location(idpsso, "SingleSignOnService");
-    c->slo_url = redirect_location(idpsso, "SingleLogoutService");
-    if (c->sso_url == NULL) {
-        snprintf(err, errlen, "no SingleSignOnService for the HTTP-Redirect binding");
-        goto exit;
-    }
-    c->certs = calloc(MAX_CERTS + 1, sizeof(char *));
-    if (c->certs != NULL)
-        metadata_certs(c, idpsso);
-    if (c->num_certs == 0) {
-        snprintf(err, errlen, "no RSA signing certificate in the IDPSSODescriptor");
-        goto exit;
-    }
-    rc = 0;
-exit:
-    if (doc != NULL)
-        xmlFreeDoc(doc);
-    return rc;
-}
-
+/* The `metadata` file (with metadata_url: the backing file, last good fetched copy) through the same gatekeeper as a
+ * fetched document: signed by metadata_signing_certificate when one is pinned. A past validUntil is no error here
+ * (the network may be down for long): the connection then refuses sign-ins until a refresh brings fresh metadata. */
 static void load_metadata(gw_config_ctx_t *ctx, saml_conn_config_t *c, size_t line, const char *key)
 {
     char err[512];
     size_t len = 0;
     char *xml = read_file(c->metadata_file, SAML_MAX_METADATA, &len, err, sizeof(err));
-    if (xml == NULL || parse_idp_metadata(c, xml, len, err, sizeof(err)) != 0)
+    saml_idp_md_t *md = NULL;
+    saml_idp_md_check_t chk = {.signer_pem = c->metadata_signer_pem, .now = time(NULL), .allow_expired = 1};
+    const char *why = NULL;
+    if (c->metadata_signer_pem != NULL && saml_lasso_init() != 0) /* xmlsec, once (main thread, before workers) */
+        why = "internal";
+    else if (xml != NULL)
+        why = saml_idp_md_parse(xml, len, &chk, &md);
+    if (xml == NULL)
         gw_config_error(ctx, line, key, "%s: %s", c->metadata_file, err);
+    else if (why != NULL)
+        gw_config_error(ctx, line, key, "%s: %s", c->metadata_file, saml_idp_md_reason_text(why));
+    else if ((c->entity_id = strdup(md->entity_id)) == NULL || (c->md = saml_md_slot_create(md)) == NULL)
+        saml_idp_md_release(md);
+    else if (saml_idp_md_expired(md, chk.now))
+        gw_log("warning", "saml", "sp.metadata_expired", "idp", c->name != NULL ? c->name : "", "file",
+               c->metadata_file, NULL);
     free(xml);
 }
 
@@ -340,8 +248,30 @@ static void conn_value(gw_config_ctx_t *ctx, saml_conn_config_t *c, const char *
         else
             c->label = strdup(v);
     } else if (strcmp(k, "metadata") == 0) {
-        if ((c->metadata_file = gw_config_file(ctx, line, key, v, 0)) != NULL)
-            load_metadata(ctx, c, line, key);
+        if ((c->metadata_file = gw_config_file(ctx, line, key, v, 0)) != NULL) {
+            c->metadata_line = line; /* read once all keys are known (the pinned certificate may come later) */
+            snprintf(c->metadata_key, sizeof(c->metadata_key), "%s", key);
+        }
+    } else if (strcmp(k, "metadata_url") == 0) {
+        if (strncmp(v, "https://", 8) != 0 || strlen(v) <= 8 || !plain_value(v, MAX_URL) || strpbrk(v, " '") != NULL)
+            gw_config_error(ctx, line, key, "must be an https:// URL of at most %d characters", MAX_URL);
+        else
+            c->metadata_url = strdup(v);
+    } else if (strcmp(k, "metadata_ca") == 0) {
+        c->metadata_ca = gw_config_file(ctx, line, key, v, 0);
+    } else if (strcmp(k, "metadata_signing_certificate") == 0) {
+        char *path = gw_config_file(ctx, line, key, v, 0), err[512] = "";
+        if (path != NULL && (c->metadata_signer_pem = saml_md_signer_load(path, err, sizeof(err))) == NULL)
+            gw_config_error(ctx, line, key, "%s", err);
+        free(path);
+    } else if (strcmp(k, "metadata_refresh") == 0) {
+        uint64_t secs;
+        if (gw_parse_duration(v, &secs) != 0 || secs == 0 || secs > SAML_MD_REFRESH_MAXIMUM)
+            gw_config_error(ctx, line, key, "\"%.80s\" is not a duration of at most 7d (\"90s\", \"30m\", \"1h\")", v);
+        else {
+            c->metadata_refresh = (unsigned)secs;
+            c->metadata_refresh_line = line;
+        }
     } else if (strcmp(k, "match") == 0) {
         if (strcmp(v, "email") == 0 || strcmp(v, "username") == 0)
             c->match = strcmp(v, "email") == 0 ? SAML_MATCH_EMAIL : SAML_MATCH_USERNAME;
@@ -385,8 +315,20 @@ static void load_conn(gw_config_ctx_t *ctx, saml_conn_config_t *c, size_t i, yam
         snprintf(key, sizeof(key), "%s.%.80s", where, k);
         conn_value(ctx, c, k, vn, key);
     }
+    if (c->metadata_file != NULL)
+        load_metadata(ctx, c, c->metadata_line, c->metadata_key);
     if (c->name == NULL || c->metadata_file == NULL)
         gw_config_error(ctx, c->line, where, "name and metadata are required");
+    if (c->metadata_url != NULL && c->metadata_signer_pem == NULL)
+        gw_config_error(ctx, c->line, where,
+                        "metadata_url needs metadata_signing_certificate (fetched metadata must "
+                        "be signed)");
+    if (c->metadata_url == NULL &&
+        (c->metadata_signer_pem != NULL || c->metadata_ca != NULL || c->metadata_refresh_line != 0))
+        gw_config_error(ctx, c->line, where,
+                        "metadata_signing_certificate, metadata_ca and metadata_refresh go with metadata_url");
+    if (c->metadata_refresh == 0)
+        c->metadata_refresh = SAML_MD_REFRESH_DEFAULT;
     if (c->sso_only && c->num_domains == 0)
         gw_config_error(ctx, c->line, where, "sso_only needs domains");
 }
@@ -418,6 +360,12 @@ static void cross_check(gw_config_ctx_t *ctx, saml_broker_config_t *b)
         snprintf(where, sizeof(where), "saml.sp.connections[%zu]", i);
         if (c->label == NULL && c->name != NULL)
             c->label = strdup(c->name);
+        if (c->metadata_refresh_line != 0 && c->metadata_refresh < b->metadata_refresh_minimum) {
+            char key[96];
+            snprintf(key, sizeof(key), "%s.metadata_refresh", where);
+            gw_config_error(ctx, c->metadata_refresh_line, key, "at least %us (saml.sp.metadata_refresh_minimum)",
+                            b->metadata_refresh_minimum);
+        }
         for (size_t j = 0; j != i; ++j) {
             const saml_conn_config_t *o = &b->conns[j];
             if (c->name != NULL && o->name != NULL && strcmp(c->name, o->name) == 0)
@@ -437,6 +385,7 @@ static void cross_check(gw_config_ctx_t *ctx, saml_broker_config_t *b)
 void saml_broker_config_load(gw_config_ctx_t *ctx, saml_broker_config_t *b, struct yaml_node_s *node)
 {
     b->enabled = 1;
+    b->metadata_refresh_minimum = SAML_MD_REFRESH_MINIMUM;
     if (node->type != YAML_MAPPING_NODE) {
         gw_config_error(ctx, line_of(node), "saml.sp", "expected a mapping of keys");
         return;
@@ -462,6 +411,13 @@ void saml_broker_config_load(gw_config_ctx_t *ctx, saml_broker_config_t *b, stru
             b->key_file = gw_config_file(ctx, line_of(vn), key, v, 1);
         } else if (strcmp(k, "certificate") == 0) {
             b->cert_file = gw_config_file(ctx, line_of(vn), key, v, 0);
+        } else if (strcmp(k, "metadata_refresh_minimum") == 0) {
+            uint64_t secs;
+            if (gw_parse_duration(v, &secs) != 0 || secs == 0 || secs > SAML_MD_REFRESH_MINIMUM)
+                gw_config_error(ctx, line_of(vn), key, "\"%.80s\" is not a duration of 1 to %u seconds", v,
+                                SAML_MD_REFRESH_MINIMUM);
+            else
+                b->metadata_refresh_minimum = (unsigned)secs;
         } else {
             gw_config_error(ctx, line_of(kn), key, "unknown key");
         }
@@ -479,9 +435,10 @@ void saml_broker_config_dispose(saml_broker_config_t *b)
         free(c->label);
         free(c->metadata_file);
         free(c->entity_id);
-        free(c->sso_url);
-        free(c->slo_url);
-        free_list(c->certs, c->num_certs);
+        saml_md_slot_destroy(c->md);
+        free(c->metadata_url);
+        free(c->metadata_ca);
+        free(c->metadata_signer_pem);
         free_list(c->domains, c->num_domains);
         free_list(c->group_from, c->num_group_map);
         free_list(c->group_to, c->num_group_map);

@@ -114,20 +114,22 @@ static int verify_query(const saml_conn_config_t *c, const char *query, const ch
     if (n <= 0)
         return 0;
     n -= (slen >= 1 && sig_b64[slen - 1] == '=') + (slen >= 2 && sig_b64[slen - 2] == '=');
-    for (size_t i = 0; i != c->num_certs; ++i) {
-        BIO *bio = BIO_new_mem_buf(c->certs[i], -1);
+    saml_idp_md_t *md = saml_conn_md(c);
+    int verified = 0;
+    for (size_t i = 0; i != md->num_certs && !verified; ++i) {
+        BIO *bio = BIO_new_mem_buf(md->certs[i], -1);
         X509 *x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
-        EVP_MD_CTX *md = EVP_MD_CTX_new();
-        int ok = x != NULL && md != NULL &&
-                 EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(x)) == 1 &&
-                 EVP_DigestVerify(md, sig, (size_t)n, (const unsigned char *)signed_part, used) == 1;
-        EVP_MD_CTX_free(md);
+        EVP_MD_CTX *mdc = EVP_MD_CTX_new();
+        int ok = x != NULL && mdc != NULL &&
+                 EVP_DigestVerifyInit(mdc, NULL, EVP_sha256(), NULL, X509_get0_pubkey(x)) == 1 &&
+                 EVP_DigestVerify(mdc, sig, (size_t)n, (const unsigned char *)signed_part, used) == 1;
+        EVP_MD_CTX_free(mdc);
         X509_free(x);
         BIO_free(bio);
-        if (ok)
-            return 1;
+        verified = ok;
     }
-    return 0;
+    saml_idp_md_release(md);
+    return verified;
 }
 
 static const char *check_fresh(xmlNodePtr root)
@@ -145,7 +147,7 @@ static const char *check_fresh(xmlNodePtr root)
     return why;
 }
 
-static const char *answer(slo_job_t *j, const saml_conn_config_t *c, const char *request_id, const char *relay_state)
+static const char *answer_to(slo_job_t *j, const char *slo_url, const char *request_id, const char *relay_state)
 {
     char instant[32], id[40] = "_", *xml = NULL;
     uint8_t rnd[16];
@@ -159,15 +161,26 @@ static const char *answer(slo_job_t *j, const saml_conn_config_t *c, const char 
                                    "InResponseTo=\"%s\"><saml:Issuer>%s</saml:Issuer><samlp:Status>"
                                    "<samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Success\"/>"
                                    "</samlp:Status></samlp:LogoutResponse>",
-                                   id, instant, c->slo_url, irt, j->broker->entity_id)
+                                   id, instant, slo_url, irt, j->broker->entity_id)
                         : -1;
     free(irt);
     if (n < 0)
         return "internal";
     int rc =
-        saml_broker_redirect(j->broker, c->slo_url, "SAMLResponse", xml, relay_state, j->location, sizeof(j->location));
+        saml_broker_redirect(j->broker, slo_url, "SAMLResponse", xml, relay_state, j->location, sizeof(j->location));
     free(xml);
     return rc == 0 ? NULL : "internal";
+}
+
+/* The signed LogoutResponse to the IdP's logout endpoint, into j->location; nothing when its metadata has none. */
+static const char *answer(slo_job_t *j, const saml_conn_config_t *c, const char *request_id, const char *relay_state)
+{
+    saml_idp_md_t *md = saml_conn_md(c);
+    const char *why = NULL;
+    if (md->slo_url != NULL)
+        why = answer_to(j, md->slo_url, request_id, relay_state);
+    saml_idp_md_release(md);
+    return why;
 }
 
 /* The gatekeeper of an IdP's LogoutRequest, then the logout. */
@@ -239,8 +252,7 @@ static const char *slo(slo_job_t *j, store_t *db, const saml_conn_config_t **con
         why = "database";
         goto exit;
     }
-    if ((*conn)->slo_url != NULL)
-        why = answer(j, *conn, id, rs != NULL && strlen(rs) <= SAML_MAX_RELAY_STATE ? rs : NULL);
+    why = answer(j, *conn, id, rs != NULL && strlen(rs) <= SAML_MAX_RELAY_STATE ? rs : NULL);
 exit:
     saml_intake_dispose(&in);
     free(msg);
@@ -333,13 +345,15 @@ int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t se
     char *e_name = NULL, *e_format = NULL, *e_index = NULL;
     char id[40] = "_", instant[32], state[SAML_SP_STATE_MAX];
     uint8_t rnd[16], state_hash[STORE_HASH_LEN];
+    saml_idp_md_t *md = NULL;
     int rc = 0;
     *location = NULL;
     if (b == NULL)
         return 0;
     int r = store_saml_sp_login_get(db, session, &entity, &name_id, &format, &index);
     const saml_conn_config_t *c = r == 0 ? saml_conn_by_entity(b->bc, entity) : NULL;
-    if (r != 0 || c == NULL || c->slo_url == NULL) { /* not an IdP session, or an IdP without single logout */
+    md = c != NULL ? saml_conn_md(c) : NULL;
+    if (r != 0 || md == NULL || md->slo_url == NULL) { /* not an IdP session, or an IdP without single logout */
         rc = r == 0 || r == -ENOENT ? 0 : -1;
         goto exit;
     }
@@ -354,7 +368,7 @@ int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t se
                  "<samlp:LogoutRequest xmlns:samlp=\"" NS_PROTOCOL "\" xmlns:saml=\"" NS_ASSERTION "\" ID=\"%s\" "
                  "Version=\"2.0\" IssueInstant=\"%s\" Destination=\"%s\"><saml:Issuer>%s</saml:Issuer>"
                  "<saml:NameID%s%s%s>%s</saml:NameID>%s%s%s</samlp:LogoutRequest>",
-                 id, instant, c->slo_url, b->entity_id, e_format != NULL ? " Format=\"" : "",
+                 id, instant, md->slo_url, b->entity_id, e_format != NULL ? " Format=\"" : "",
                  e_format != NULL ? e_format : "", e_format != NULL ? "\"" : "", e_name,
                  e_index != NULL ? "<samlp:SessionIndex>" : "", e_index != NULL ? e_index : "",
                  e_index != NULL ? "</samlp:SessionIndex>" : "") < 0) {
@@ -365,7 +379,7 @@ int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t se
     gw_random_token(SAML_SP_STATE_BYTES, state, sizeof(state), state_hash);
     if (store_saml_sp_logout_put(db, state_hash, id, c->name, next, SAML_SP_REQUEST_TTL) != 0 ||
         (*location = malloc(LOCATION_MAX)) == NULL ||
-        saml_broker_redirect(b, c->slo_url, "SAMLRequest", xml, state, *location, LOCATION_MAX) != 0) {
+        saml_broker_redirect(b, md->slo_url, "SAMLRequest", xml, state, *location, LOCATION_MAX) != 0) {
         free(*location);
         *location = NULL;
         rc = -1;
@@ -380,6 +394,7 @@ exit:
     free(e_format);
     free(e_index);
     free(xml);
+    saml_idp_md_release(md);
     return rc;
 }
 

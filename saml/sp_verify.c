@@ -105,7 +105,7 @@ static void walk(xmlDocPtr doc, xmlNodePtr n, walk_t *w)
 }
 
 /* The Reference of a signature must point at exactly its parent, with only the two transforms SAML needs. */
-static const char *check_references(xmlNodePtr sig, xmlNodePtr parent)
+static const char *check_references(xmlNodePtr sig, xmlNodePtr parent, int whole_document)
 {
     xmlNodePtr si = child(sig, SAML_NS_DSIG, "SignedInfo");
     xmlNodePtr c14n = child(si, SAML_NS_DSIG, "CanonicalizationMethod");
@@ -118,7 +118,8 @@ static const char *check_references(xmlNodePtr sig, xmlNodePtr parent)
         return "reference";
     xmlNodePtr ref = child(si, SAML_NS_DSIG, "Reference");
     char *uri = saml_xml_attr(ref, "URI"), *id = saml_xml_attr(parent, "ID");
-    ok = uri != NULL && id != NULL && uri[0] == '#' && strcmp(uri + 1, id) == 0;
+    ok = (uri != NULL && id != NULL && uri[0] == '#' && strcmp(uri + 1, id) == 0) ||
+         (whole_document && uri != NULL && uri[0] == '\0' && parent == xmlDocGetRootElement(parent->doc));
     xmlFree(uri);
     xmlFree(id);
     if (!ok)
@@ -136,9 +137,10 @@ static const char *check_references(xmlNodePtr sig, xmlNodePtr parent)
     return NULL;
 }
 
-static int restrict_transforms(xmlSecDSigCtxPtr ctx)
+static int restrict_transforms(xmlSecDSigCtxPtr ctx, int whole_document)
 {
-    ctx->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
+    ctx->enabledReferenceUris = xmlSecTransformUriTypeSameDocument |
+                                (whole_document ? xmlSecTransformUriTypeEmpty : xmlSecTransformUriTypeNone);
     return xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformEnvelopedId) < 0 ||
                    xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformExclC14NId) < 0 ||
                    xmlSecDSigCtxEnableReferenceTransform(ctx, xmlSecTransformSha256Id) < 0 ||
@@ -152,18 +154,19 @@ static int restrict_transforms(xmlSecDSigCtxPtr ctx)
                : 0;
 }
 
-/* Verifies with each certificate of the metadata (several during an IdP key rollover). No keys manager is given
- * to xmlsec, so it has nowhere to look a key up: whatever KeyInfo carries is ignored. */
-static int verify_with_metadata(xmlNodePtr sig, const saml_conn_config_t *c)
+/* Verifies with each certificate given (several during an IdP key rollover). No keys manager is given to xmlsec, so
+ * it has nowhere to look a key up: whatever KeyInfo carries is ignored. */
+static int verify_with(xmlNodePtr sig, const char *const *pems, size_t num_pems, int whole_document)
 {
-    for (size_t i = 0; i != c->num_certs; ++i) {
+    for (size_t i = 0; i != num_pems; ++i) {
         xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);
         if (ctx == NULL)
             return 0;
-        ctx->signKey = xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)c->certs[i], (xmlSecSize)strlen(c->certs[i]),
+        ctx->signKey = xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)pems[i], (xmlSecSize)strlen(pems[i]),
                                                     xmlSecKeyDataFormatCertPem, NULL, NULL, NULL);
-        int ok = ctx->signKey != NULL && restrict_transforms(ctx) == 0 && xmlSecDSigCtxVerify(ctx, sig) >= 0 &&
-                 ctx->status == xmlSecDSigStatusSucceeded && xmlSecPtrListGetSize(&ctx->signedInfoReferences) == 1;
+        int ok = ctx->signKey != NULL && restrict_transforms(ctx, whole_document) == 0 &&
+                 xmlSecDSigCtxVerify(ctx, sig) >= 0 && ctx->status == xmlSecDSigStatusSucceeded &&
+                 xmlSecPtrListGetSize(&ctx->signedInfoReferences) == 1;
         xmlSecDSigCtxDestroy(ctx);
         if (ok)
             return 1;
@@ -171,20 +174,27 @@ static int verify_with_metadata(xmlNodePtr sig, const saml_conn_config_t *c)
     return 0;
 }
 
+const char *saml_dsig_verify_enveloped(xmlNodePtr sig, xmlNodePtr parent, const char *const *pems, size_t num_pems,
+                                       int whole_document)
+{
+    const char *why = check_references(sig, parent, whole_document);
+    if (why != NULL)
+        return why;
+    return verify_with(sig, pems, num_pems, whole_document) ? NULL : "bad_signature";
+}
+
 /* 1 when parent carries a valid signature, 0 when it carries none, or a refusal. */
-static const char *signature_of(xmlNodePtr parent, const saml_conn_config_t *c, int *covered)
+static const char *signature_of(xmlNodePtr parent, const saml_idp_md_t *md, int *covered)
 {
     size_t n = count_children(parent, SAML_NS_DSIG, "Signature");
     if (n == 0)
         return NULL;
     if (n > 1)
         return "signature_count";
-    xmlNodePtr sig = child(parent, SAML_NS_DSIG, "Signature");
-    const char *why = check_references(sig, parent);
+    const char *why = saml_dsig_verify_enveloped(child(parent, SAML_NS_DSIG, "Signature"), parent,
+                                                 (const char *const *)md->certs, md->num_certs, 0);
     if (why != NULL)
         return why;
-    if (!verify_with_metadata(sig, c))
-        return "bad_signature";
     *covered = 1;
     return NULL;
 }
@@ -380,7 +390,7 @@ static const char *decrypt(xmlDocPtr *doc, const saml_sp_expect_t *x, int *respo
         return "comment";
     if (w.signatures != count_children(root, SAML_NS_DSIG, "Signature"))
         return "signature_position";
-    if ((why = signature_of(root, x->conn, response_signed)) != NULL)
+    if ((why = signature_of(root, x->md, response_signed)) != NULL)
         return why;
     if (!encryption_algorithms_ok(enc->children))
         return "encryption_algorithm";
@@ -439,6 +449,8 @@ const char *saml_sp_verify(xmlDocPtr *docp, const saml_sp_expect_t *x, saml_sp_a
     memset(out, 0, sizeof(*out));
     if (!is_el(root, NS_PROTOCOL, "Response"))
         return "not_response";
+    if (saml_idp_md_expired(x->md, x->now))
+        return "metadata_expired";
     /* 1. status */
     xmlNodePtr code = child(child(root, NS_PROTOCOL, "Status"), NS_PROTOCOL, "StatusCode");
     if (!attr_is(code, "Value", STATUS_OK))
@@ -466,8 +478,8 @@ const char *saml_sp_verify(xmlDocPtr *docp, const saml_sp_expect_t *x, saml_sp_a
         count_children(root, SAML_NS_DSIG, "Signature") + count_children(assertion, SAML_NS_DSIG, "Signature"))
         return "signature_position";
     /* a Response signature over an encrypted assertion was verified before decryption (it no longer matches) */
-    if ((!response_signed && (why = signature_of(root, x->conn, &covered)) != NULL) ||
-        (why = signature_of(assertion, x->conn, &covered)) != NULL)
+    if ((!response_signed && (why = signature_of(root, x->md, &covered)) != NULL) ||
+        (why = signature_of(assertion, x->md, &covered)) != NULL)
         return why;
     covered |= response_signed;
     if (!covered)

@@ -20,7 +20,7 @@
 #define MAX_MESSAGE (64 * 1024)
 
 static saml_conn_config_t conn;
-static char *certs[2];
+static saml_idp_md_t md;
 
 /* A throw-away RSA certificate: the only key the fuzzed responses would have to be signed with. */
 static char *make_cert(void)
@@ -50,12 +50,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    if (saml_lasso_init() != 0 || (certs[0] = make_cert()) == NULL)
+    if (saml_lasso_init() != 0 || (md.certs[0] = make_cert()) == NULL)
         abort();
     conn.name = "fuzz";
     conn.entity_id = "https://idp.fuzz/saml";
-    conn.certs = certs;
-    conn.num_certs = 1;
+    md.num_certs = 1;
     return 0;
 }
 
@@ -68,6 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     saml_intake_t in;
     if (saml_intake(SAML_BINDING_KIND_POST, b64, strlen(b64), NULL, 2 * MAX_MESSAGE, &in) == 0) {
         saml_sp_expect_t x = {.conn = &conn,
+                              .md = &md,
                               .acs_url = "https://sp.fuzz/saml/sp/acs",
                               .own_entity_id = "https://sp.fuzz/saml/sp/metadata",
                               .now = time(NULL)};

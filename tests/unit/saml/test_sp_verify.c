@@ -29,7 +29,7 @@
 static char dir[] = "/tmp/portier-sp-unit.XXXXXX";
 static char idp_key[256], idp_crt[256], evil_key[256], evil_crt[256];
 static saml_conn_config_t conn;
-static char *certs[2];
+static saml_idp_md_t md;
 
 static char *read_all(const char *path)
 {
@@ -55,11 +55,10 @@ static int setup(void **state)
     if (saml_keypair_generate(idp_key, idp_crt, "idp", err, sizeof(err)) != 0 ||
         saml_keypair_generate(evil_key, evil_crt, "evil", err, sizeof(err)) != 0)
         return -1;
-    certs[0] = read_all(idp_crt);
+    md.certs[0] = read_all(idp_crt);
     conn.name = "unit";
     conn.entity_id = ISSUER;
-    conn.certs = certs;
-    conn.num_certs = 1;
+    md.num_certs = 1;
     return 0;
 }
 
@@ -67,7 +66,7 @@ static int teardown(void **state)
 {
     char cmd[128];
     (void)state;
-    free(certs[0]);
+    free(md.certs[0]);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : -1;
 }
@@ -172,7 +171,7 @@ static xmlDocPtr parse(char *xml)
 
 static const char *verify(xmlDocPtr doc, saml_sp_assertion_t *a)
 {
-    saml_sp_expect_t x = {.conn = &conn, .acs_url = ACS, .own_entity_id = AUDIENCE, .now = time(NULL)};
+    saml_sp_expect_t x = {.conn = &conn, .md = &md, .acs_url = ACS, .own_entity_id = AUDIENCE, .now = time(NULL)};
     const char *why = saml_sp_verify(&doc, &x, a);
     xmlFreeDoc(doc);
     return why;
