@@ -9,15 +9,13 @@
 #include <string.h>
 
 #include <libxml/tree.h>
-#include <xmlsec/crypto.h>
-#include <xmlsec/templates.h>
-#include <xmlsec/xmldsig.h>
-#include <xmlsec/xmlsec.h>
-#include <xmlsec/xmltree.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "saml/internal.h"
 
 #define MAX_ACS 64
+#define PEM_MAX (64 * 1024) /* a certificate file larger than this is not one */
 
 static int is_md(xmlNodePtr n, const char *name)
 {
@@ -224,50 +222,44 @@ char *saml_idp_metadata_build(const char *entity_id, const char *base_url, const
 
 /* ---- signed metadata ---- */
 
-/* An enveloped RSA-SHA256 signature over the whole document (Reference URI=""), as the first child of the root
- * (where the metadata schema wants it), with the certificate in KeyInfo. xmlsec is initialised by lasso_init. */
-static int sign_document(xmlDocPtr doc, const char *key_file, const char *cert_file)
+/* A PEM file's text (malloc'd, at most PEM_MAX bytes), or NULL. */
+static char *read_pem(const char *path)
 {
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    xmlNodePtr sig = xmlSecTmplSignatureCreate(doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id, NULL);
-    xmlSecDSigCtxPtr ctx = NULL;
-    int ret = -1;
-    if (sig == NULL)
-        return -1;
-    if (root->children != NULL)
-        xmlAddPrevSibling(root->children, sig);
-    else
-        xmlAddChild(root, sig);
-    xmlNodePtr ref = xmlSecTmplSignatureAddReference(sig, xmlSecTransformSha256Id, NULL, (const xmlChar *)"", NULL);
-    xmlNodePtr key_info = xmlSecTmplSignatureEnsureKeyInfo(sig, NULL);
-    if (ref == NULL || key_info == NULL || xmlSecTmplReferenceAddTransform(ref, xmlSecTransformEnvelopedId) == NULL ||
-        xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId) == NULL ||
-        xmlSecTmplKeyInfoAddX509Data(key_info) == NULL || (ctx = xmlSecDSigCtxCreate(NULL)) == NULL)
-        goto exit;
-    ctx->signKey = xmlSecCryptoAppKeyLoad(key_file, xmlSecKeyDataFormatPem, NULL, NULL, NULL);
-    if (ctx->signKey == NULL || xmlSecCryptoAppKeyCertLoad(ctx->signKey, cert_file, xmlSecKeyDataFormatPem) < 0 ||
-        xmlSecDSigCtxSign(ctx, sig) < 0)
-        goto exit;
-    ret = 0;
-exit:
-    if (ctx != NULL)
-        xmlSecDSigCtxDestroy(ctx);
-    return ret;
+    FILE *f = fopen(path, "rb");
+    char *buf = f != NULL ? malloc(PEM_MAX + 1) : NULL;
+    size_t n = buf != NULL ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+    if (f != NULL)
+        fclose(f);
+    if (buf == NULL || n == 0 || n > PEM_MAX) {
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    return buf;
 }
 
+/* An enveloped RSA-SHA256 signature over the whole document (Reference URI=""), as the first child of the root
+ * (where the metadata schema wants it), with the certificate in KeyInfo: saml_sign_enveloped does it. */
 char *saml_metadata_sign(const char *xml, const char *key_file, const char *cert_file)
 {
     const char *reason;
     xmlDocPtr doc = saml_xml_parse(xml, strlen(xml), &reason);
     xmlChar *out = NULL;
     int len = 0;
-    char *signed_xml = NULL;
-    if (doc != NULL && sign_document(doc, key_file, cert_file) == 0) {
+    char *signed_xml = NULL, *cert_pem = read_pem(cert_file);
+    FILE *kf = fopen(key_file, "rb");
+    EVP_PKEY *key = kf != NULL ? PEM_read_PrivateKey(kf, NULL, NULL, NULL) : NULL;
+    if (kf != NULL)
+        fclose(kf);
+    if (doc != NULL && key != NULL && cert_pem != NULL &&
+        saml_sign_enveloped(xmlDocGetRootElement(doc), NULL, NULL, key, cert_pem) == 0) {
         xmlDocDumpMemory(doc, &out, &len);
         if (out != NULL)
             signed_xml = strndup((const char *)out, (size_t)len);
         xmlFree(out);
     }
+    EVP_PKEY_free(key);
+    free(cert_pem);
     xmlFreeDoc(doc);
     return signed_xml;
 }
