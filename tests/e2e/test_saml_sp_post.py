@@ -199,7 +199,8 @@ def test_post_only_metadata_is_accepted_and_the_default_binding_is_post(env):
 
 
 def test_request_binding_post_is_used_although_redirect_is_offered(env):
-    md = etree.parse(os.path.join(env.dir, "both-idp.xml"))
+    with open(os.path.join(env.dir, "both-idp.xml"), "rb") as f:
+        md = etree.fromstring(f.read())
     bindings = {s.get("Binding") for s in md.findall(".//md:SingleSignOnService", NS)}
     assert bindings == {REDIRECT, POST}
     _, action, fields = start(env, "both")
