@@ -76,7 +76,7 @@ typedef struct st_logout_job_t {
     char slo_state[SAML_LOGOUT_TOKEN_MAX + 1];  /* set when there are such SPs: the browser walks /saml/slo/next */
     char slo_cookie[SAML_LOGOUT_TOKEN_MAX + 1]; /* with it, and only this browser (SAML_LOGOUT_WALK_COOKIE) */
     struct st_saml_idp_t *saml_idp;
-    char *idp_logout; /* an enterprise IdP opened the session: its single logout first (malloc'd URL) */
+    saml_outbound_t idp_logout; /* an enterprise IdP opened the session: its single logout first */
 } logout_job_t;
 
 static void set_session_cookie(h2o_req_t *req, gw_server_t *server, const char *cookie)
@@ -606,8 +606,8 @@ static void logout_done(gw_job_t *job)
         gw_set_cookie(job->req, server->conf->session_cookie, "", 0);
         if (j->slo_state[0] != '\0') /* also when an enterprise IdP is told first: its answer comes back here */
             gw_set_cookie(job->req, SAML_LOGOUT_WALK_COOKIE, j->slo_cookie, SAML_LOGOUT_WALK_TTL);
-        if (j->idp_logout != NULL) {
-            gw_send_redirect(job->req, 303, h2o_strdup(&job->req->pool, j->idp_logout, SIZE_MAX).base);
+        if (j->idp_logout.url != NULL) {
+            saml_outbound_send(job->req, &j->idp_logout, "SAMLRequest");
         } else if (j->slo_state[0] != '\0') {
             char *loc = h2o_mem_alloc_pool(&job->req->pool, sizeof(j->slo_state) + 32);
             snprintf(loc, sizeof(j->slo_state) + 32, "/saml/slo/next?state=%s", j->slo_state);
@@ -616,7 +616,7 @@ static void logout_done(gw_job_t *job)
             gw_send_redirect(job->req, 303, "/login?logged_out=1");
         }
     }
-    free(j->idp_logout);
+    saml_outbound_dispose(&j->idp_logout);
     sodium_memzero(j->slo_state, sizeof(j->slo_state));
     sodium_memzero(j->slo_cookie, sizeof(j->slo_cookie));
     free(j);

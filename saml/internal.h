@@ -99,6 +99,15 @@ int saml_sign_take_over_assertion(struct _LassoLogin *login) __attribute__((warn
  * after its element's Issuer, KeyInfo with the certificate when the key has one. key is borrowed. */
 char *saml_sign_response(const char *b64, struct _xmlSecKey *key, int sign_response, int sign_assertion);
 
+/* Signs the whole document (Reference URI=""), the Signature first in the root (where the metadata schema wants
+ * it). key is borrowed. 0, or -1 with the document unchanged. */
+int saml_sign_document(xmlDocPtr doc, struct _xmlSecKey *key) __attribute__((warn_unused_result));
+/* A protocol message (root with an ID, saml:Issuer its first child) with an enveloped signature of the root right
+ * after the Issuer, serialised (malloc'd), or NULL. key is borrowed (RSA); cert_pem, when not NULL, goes into
+ * KeyInfo. */
+struct evp_pkey_st;
+char *saml_sign_message(const char *xml, struct evp_pkey_st *key, const char *cert_pem);
+
 /* ---- lserver.c: one LassoServer per worker thread ---- */
 typedef struct st_saml_lasso_t saml_lasso_t;
 typedef struct st_saml_peer_t {
@@ -197,8 +206,10 @@ void saml_time_format(time_t t, char *out, size_t outlen);
 typedef struct st_saml_idp_md_t {
     _Atomic unsigned refs;
     char *entity_id;
-    char *sso_url;                  /* SingleSignOnService, HTTP-Redirect binding */
+    char *sso_url;                  /* SingleSignOnService, HTTP-Redirect binding, or NULL */
+    char *sso_post_url;             /* SingleSignOnService, HTTP-POST binding, or NULL (not both NULL) */
     char *slo_url;                  /* SingleLogoutService, HTTP-Redirect binding, or NULL */
+    char *slo_post_url;             /* SingleLogoutService, HTTP-POST binding, or NULL */
     char *certs[SAML_MD_MAX_CERTS]; /* signing certificates (PEM) from the metadata: the only keys ever trusted */
     size_t num_certs;
     time_t valid_until;       /* the earliest validUntil of the document and the entity; 0: none */
@@ -211,10 +222,15 @@ typedef struct st_saml_idp_md_check_t {
     int allow_expired; /* keep (and record) a past validUntil instead of refusing it (the backing file at start) */
 } saml_idp_md_check_t;
 /* The metadata gatekeeper: size limit, no DOCTYPE, the signature (RSA-SHA256 or stronger over the root, by the pinned
- * certificate only, KeyInfo ignored), the entityID, validUntil, an IDPSSODescriptor with a Redirect SSO endpoint and
- * RSA signing certificates. NULL with *out (a reference for the caller), or a short refusal reason. */
+ * certificate only, KeyInfo ignored), the entityID, validUntil, an IDPSSODescriptor with a Redirect or POST SSO
+ * endpoint and RSA signing certificates. NULL with *out (a reference for the caller), or a short refusal reason. */
 const char *saml_idp_md_parse(const char *xml, size_t len, const saml_idp_md_check_t *chk, saml_idp_md_t **out)
     __attribute__((warn_unused_result));
+/* The one place that picks the binding of a message to the IdP. sso: SingleSignOnService, else SingleLogoutService.
+ * request_binding (SAML_REQUEST_BINDING_*) names the binding; AUTO is Redirect when offered, else POST. For
+ * SingleSignOnService a named binding the IdP does not offer gives NULL; single logout falls back to the other
+ * binding. The Location (borrowed from md), *post telling the binding; NULL when there is none. */
+const char *saml_idp_md_endpoint(const saml_idp_md_t *md, int request_binding, int sso, int *post);
 const char *saml_idp_md_reason_text(const char *reason); /* for people: "no SingleSignOnService for ..." */
 int saml_idp_md_expired(const saml_idp_md_t *md, time_t now);
 void saml_idp_md_release(saml_idp_md_t *md);
@@ -271,7 +287,7 @@ typedef struct st_saml_broker_t {
     struct st_gw_server_t *server;
     char *entity_id, *acs_url, *slo_url, *metadata;
     saml_keypair_t kp;
-    struct evp_pkey_st *key;           /* signs AuthnRequests (HTTP-Redirect binding, RSA-SHA256) */
+    struct evp_pkey_st *key;           /* signs our messages to IdPs (RSA-SHA256, both bindings) */
     struct st_saml_refresh_t *refresh; /* sp_refresh.c; NULL when no connection has a metadata_url */
 } saml_broker_t;
 /* sp_refresh.c: Prometheus lines of the metadata refresh counters (appended to out, at most cap; bytes written). */
@@ -284,6 +300,12 @@ const saml_conn_config_t *saml_conn_by_entity(const saml_broker_config_t *bc, co
 /* A signed HTTP-Redirect binding URL: dest?param=DEFLATE+base64(xml)[&RelayState]&SigAlg(RSA-SHA256)&Signature. */
 int saml_broker_redirect(const saml_broker_t *b, const char *dest, const char *param, const char *xml,
                          const char *relay_state, char *location, size_t len);
+/* The message in the binding `post` names. Redirect: location = the signed URL (saml_broker_redirect), *body NULL.
+ * POST: location = dest, *body = base64 of xml with an enveloped signature after its Issuer (malloc'd), for
+ * saml_send_post_form(req, location, param, *body, relay_state). 0 or -1 (*body NULL). */
+int saml_broker_encode(const saml_broker_t *b, int post, const char *dest, const char *param, const char *xml,
+                       const char *relay_state, char *location, size_t len, char **body)
+    __attribute__((warn_unused_result));
 /* sp_acs.c */
 void saml_acs_register(saml_broker_t *b, struct st_h2o_hostconf_t *hostconf);
 /* sp_slo.c: /saml/sp/slo, single logout requested by an enterprise IdP */

@@ -9,11 +9,7 @@
 #include <string.h>
 
 #include <libxml/tree.h>
-#include <xmlsec/crypto.h>
-#include <xmlsec/templates.h>
-#include <xmlsec/xmldsig.h>
-#include <xmlsec/xmlsec.h>
-#include <xmlsec/xmltree.h>
+#include <xmlsec/keys.h>
 
 #include "saml/internal.h"
 
@@ -224,33 +220,14 @@ char *saml_idp_metadata_build(const char *entity_id, const char *base_url, const
 
 /* ---- signed metadata ---- */
 
-/* An enveloped RSA-SHA256 signature over the whole document (Reference URI=""), as the first child of the root
- * (where the metadata schema wants it), with the certificate in KeyInfo. xmlsec is initialised by lasso_init. */
+/* An enveloped RSA-SHA256 signature over the whole document, as the first child of the root, with the
+ * certificate in KeyInfo; the key read and checked at start-up, not the file again. */
 static int sign_document(xmlDocPtr doc, const saml_keypair_t *kp)
 {
-    xmlNodePtr root = xmlDocGetRootElement(doc);
-    xmlNodePtr sig = xmlSecTmplSignatureCreate(doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id, NULL);
-    xmlSecDSigCtxPtr ctx = NULL;
-    int ret = -1;
-    if (sig == NULL)
-        return -1;
-    if (root->children != NULL)
-        xmlAddPrevSibling(root->children, sig);
-    else
-        xmlAddChild(root, sig);
-    xmlNodePtr ref = xmlSecTmplSignatureAddReference(sig, xmlSecTransformSha256Id, NULL, (const xmlChar *)"", NULL);
-    xmlNodePtr key_info = xmlSecTmplSignatureEnsureKeyInfo(sig, NULL);
-    if (ref == NULL || key_info == NULL || xmlSecTmplReferenceAddTransform(ref, xmlSecTransformEnvelopedId) == NULL ||
-        xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId) == NULL ||
-        xmlSecTmplKeyInfoAddX509Data(key_info) == NULL || (ctx = xmlSecDSigCtxCreate(NULL)) == NULL)
-        goto exit;
-    ctx->signKey = saml_sign_key_load(kp, 1); /* the key read and checked at start-up, not the file again */
-    if (ctx->signKey == NULL || xmlSecDSigCtxSign(ctx, sig) < 0)
-        goto exit;
-    ret = 0;
-exit:
-    if (ctx != NULL)
-        xmlSecDSigCtxDestroy(ctx);
+    struct _xmlSecKey *key = saml_sign_key_load(kp, 1);
+    int ret = key != NULL ? saml_sign_document(doc, key) : -1;
+    if (key != NULL)
+        xmlSecKeyDestroy(key);
     return ret;
 }
 

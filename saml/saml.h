@@ -99,6 +99,7 @@ typedef struct st_saml_conn_config_t {
     int sso_only;                  /* users of `domains` cannot sign in with a password */
     int idp_initiated;             /* unsolicited responses accepted */
     saml_nameid_t nameid;          /* NameIDPolicy/@Format requested */
+    int request_binding;           /* SAML_REQUEST_BINDING_*: how our requests and answers reach the IdP */
     char *attr[5];                 /* attribute names: SAML_CA_* */
     char **group_from, **group_to; /* group_map: IdP group -> portier group (empty: the IdP's names as they are) */
     size_t num_group_map;
@@ -106,6 +107,8 @@ typedef struct st_saml_conn_config_t {
     size_t num_mfa_contexts;
     size_t line;
 } saml_conn_config_t;
+/* request_binding: AUTO (unset) is Redirect when the IdP's metadata offers it, else POST */
+enum { SAML_REQUEST_BINDING_AUTO, SAML_REQUEST_BINDING_REDIRECT, SAML_REQUEST_BINDING_POST };
 enum { SAML_CA_USERNAME, SAML_CA_EMAIL, SAML_CA_DISPLAY_NAME, SAML_CA_GROUPS, SAML_CA_UNUSED };
 
 typedef struct st_saml_broker_config_t {
@@ -184,12 +187,24 @@ struct st_store_t;
 int saml_logout_walk_start(struct st_store_t *db, const uint8_t session[32], char state[SAML_LOGOUT_TOKEN_MAX + 1],
                            char cookie[SAML_LOGOUT_TOKEN_MAX + 1]) __attribute__((warn_unused_result));
 
+/* A signed message on its way to an enterprise IdP through the browser. */
+typedef struct st_saml_outbound_t {
+    char *url;         /* HTTP-Redirect: the signed URL; HTTP-POST: the form's target (malloc'd; NULL: nothing) */
+    char *body;        /* HTTP-POST: the signed message in base64 (malloc'd); NULL for HTTP-Redirect */
+    char *relay_state; /* HTTP-POST: the form's RelayState (malloc'd) or NULL */
+} saml_outbound_t;
+struct st_h2o_req_t;
+/* A 303 to o->url (Redirect), or the auto-submitting form page (POST) carrying o->body as `field`. Loop thread. */
+void saml_outbound_send(struct st_h2o_req_t *req, const saml_outbound_t *o, const char *field);
+void saml_outbound_dispose(saml_outbound_t *o);
+
 /* SP-initiated single logout towards an enterprise IdP. Worker thread, before the session row is deleted: when an
- * IdP with a logout endpoint opened `session`, records a signed LogoutRequest and sets *location (malloc'd) to the
- * URL the browser goes to; its answer continues to `next` (a path of ours). *location NULL: nothing to do. 0 or -1. */
+ * IdP with a logout endpoint opened `session`, records a signed LogoutRequest and fills *out (the connection's
+ * binding) with where the browser goes; its answer continues to `next` (a path of ours). out->url NULL: nothing to
+ * do. 0 or -1. Send with saml_outbound_send(req, out, "SAMLRequest"), then saml_outbound_dispose. */
 struct st_store_t;
 int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t session[32], const char *next,
-                       char **location);
+                       saml_outbound_t *out);
 
 /* Metadata refresh of the broker's connections with a metadata_url (sp_refresh.c): a background thread, started
  * after the worker pool (audit events go through it) and stopped before it. No-op without such connections. */

@@ -1,5 +1,8 @@
 /*
- * XML signatures on the SSO Responses portier issues, made here with xmlsec and a key parsed once per worker.
+ * The one XML signer (xmlsec): enveloped, RSA-SHA256, SHA-256 digest, exclusive c14n, never SHA-1. It signs the SSO
+ * Responses portier issues (with a key parsed once per worker), the broker's protocol messages sent over the
+ * HTTP-POST binding (with the broker's EVP_PKEY, parsed once at start) and our signed metadata (Reference URI="",
+ * the whole document). xmlsec is initialised by lasso_init (saml_lasso_init).
  *
  * lasso builds the Response unsigned (sso.c asks it to) and we sign it: lasso copies its key for every signature
  * it makes, and with the certificate in the key (saml.idp.keyinfo_certificate) each copy re-decodes the
@@ -19,8 +22,10 @@
 #include <lasso/xml/saml-2.0/saml2_assertion.h>
 #include <libxml/tree.h>
 #include <libxml/valid.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 #include <xmlsec/crypto.h>
+#include <xmlsec/openssl/evp.h>
 #include <xmlsec/templates.h>
 #include <xmlsec/xmldsig.h>
 #include <xmlsec/xmlsec.h>
@@ -77,32 +82,23 @@ static xmlNodePtr child(xmlNodePtr parent, const char *ns, const char *name)
     return NULL;
 }
 
-/* Signs el (a samlp:Response or saml:Assertion with an ID and a saml:Issuer), the signature right after the Issuer.
- * The ID is registered in the document (refused when another element holds it). key is borrowed. 0 or -1. */
-static int sign_element(xmlNodePtr el, xmlSecKeyPtr key)
+/* The signature of parent over Reference uri ("#ID" or "" for the whole document), placed right after `after`, or
+ * first in parent when after is NULL; KeyInfo with the certificate when the key carries one. key is borrowed.
+ * 0, or -1 with the document unchanged. */
+static int sign_node(xmlNodePtr parent, xmlNodePtr after, const char *uri, xmlSecKeyPtr key)
 {
-    xmlNodePtr issuer = child(el, NS_ASSERTION, "Issuer");
-    xmlAttrPtr id_attr = xmlHasProp(el, (const xmlChar *)"ID");
-    xmlChar *id = xmlGetProp(el, (const xmlChar *)"ID");
     xmlSecDSigCtxPtr ctx = NULL;
-    xmlNodePtr sig = NULL;
-    char uri[MAX_ID + 2];
     int ret = -1;
-
-    if (issuer == NULL || id_attr == NULL || id == NULL || *id == '\0' || strlen((const char *)id) > MAX_ID)
-        goto exit;
-    uri[0] = '#';
-    memcpy(uri + 1, id, strlen((const char *)id) + 1);
-    /* the reference resolves through the document's ID table: register the ID (it must be unique) */
-    if (xmlGetID(el->doc, id) == NULL && xmlAddID(NULL, el->doc, id, id_attr) == NULL)
-        goto exit;
-    if (xmlGetID(el->doc, id) != id_attr ||
-        (sig = xmlSecTmplSignatureCreate(el->doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id, NULL)) == NULL)
-        goto exit;
-    if (xmlAddNextSibling(issuer, sig) == NULL) {
-        xmlFreeNode(sig);
-        goto exit;
-    }
+    xmlNodePtr sig =
+        xmlSecTmplSignatureCreate(parent->doc, xmlSecTransformExclC14NId, xmlSecTransformRsaSha256Id, NULL);
+    if (sig == NULL)
+        return -1;
+    if (after != NULL)
+        xmlAddNextSibling(after, sig);
+    else if (parent->children != NULL)
+        xmlAddPrevSibling(parent->children, sig);
+    else
+        xmlAddChild(parent, sig);
     xmlNodePtr ref = xmlSecTmplSignatureAddReference(sig, xmlSecTransformSha256Id, NULL, (const xmlChar *)uri, NULL);
     if (ref == NULL || xmlSecTmplReferenceAddTransform(ref, xmlSecTransformEnvelopedId) == NULL ||
         xmlSecTmplReferenceAddTransform(ref, xmlSecTransformExclC14NId) == NULL)
@@ -114,7 +110,7 @@ static int sign_element(xmlNodePtr el, xmlSecKeyPtr key)
     }
     if ((ctx = xmlSecDSigCtxCreate(NULL)) == NULL)
         goto exit;
-    ctx->enabledReferenceUris = xmlSecTransformUriTypeSameDocument;
+    ctx->enabledReferenceUris = uri[0] == '\0' ? xmlSecTransformUriTypeEmpty : xmlSecTransformUriTypeSameDocument;
     ctx->signKey = key; /* borrowed: taken back before the context is destroyed */
     int rc = xmlSecDSigCtxSign(ctx, sig);
     ctx->signKey = NULL;
@@ -122,8 +118,41 @@ static int sign_element(xmlNodePtr el, xmlSecKeyPtr key)
 exit:
     if (ctx != NULL)
         xmlSecDSigCtxDestroy(ctx);
+    if (ret != 0) {
+        xmlUnlinkNode(sig);
+        xmlFreeNode(sig);
+    }
+    return ret;
+}
+
+/* Signs el (a protocol message or saml:Assertion with an ID and a saml:Issuer), the signature right after the
+ * Issuer. The ID is registered in the document (refused when another element holds it). key is borrowed. 0 or -1. */
+static int sign_element(xmlNodePtr el, xmlSecKeyPtr key)
+{
+    xmlNodePtr issuer = child(el, NS_ASSERTION, "Issuer");
+    xmlAttrPtr id_attr = xmlHasProp(el, (const xmlChar *)"ID");
+    xmlChar *id = xmlGetProp(el, (const xmlChar *)"ID");
+    char uri[MAX_ID + 2];
+    int ret = -1;
+
+    if (issuer == NULL || id_attr == NULL || id == NULL || *id == '\0' || strlen((const char *)id) > MAX_ID)
+        goto exit;
+    uri[0] = '#';
+    memcpy(uri + 1, id, strlen((const char *)id) + 1);
+    /* the reference resolves through the document's ID table: register the ID (it must be unique) */
+    if (xmlGetID(el->doc, id) == NULL && xmlAddID(NULL, el->doc, id, id_attr) == NULL)
+        goto exit;
+    if (xmlGetID(el->doc, id) == id_attr)
+        ret = sign_node(el, issuer, uri, key);
+exit:
     xmlFree(id);
     return ret;
+}
+
+int saml_sign_document(xmlDocPtr doc, xmlSecKeyPtr key)
+{
+    xmlNodePtr root = xmlDocGetRootElement(doc);
+    return root != NULL ? sign_node(root, NULL, "", key) : -1;
 }
 
 char *saml_sign_response(const char *b64, xmlSecKeyPtr key, int sign_response, int sign_assertion)
@@ -161,4 +190,53 @@ exit:
         xmlFreeDoc(doc);
     free(xml);
     return out;
+}
+
+/* An xmlsec key holding (a new reference to) pkey and, when given, the certificate for KeyInfo. NULL on failure. */
+static xmlSecKeyPtr make_key(EVP_PKEY *pkey, const char *cert_pem)
+{
+    xmlSecKeyPtr key = xmlSecKeyCreate();
+    xmlSecKeyDataPtr data = NULL;
+    if (key == NULL || EVP_PKEY_up_ref(pkey) != 1)
+        goto fail;
+    if ((data = xmlSecOpenSSLEvpKeyAdopt(pkey)) == NULL) {
+        EVP_PKEY_free(pkey);
+        goto fail;
+    }
+    if (xmlSecKeySetValue(key, data) < 0) {
+        xmlSecKeyDataDestroy(data);
+        goto fail;
+    }
+    if (cert_pem != NULL && xmlSecCryptoAppKeyCertLoadMemory(key, (const xmlSecByte *)cert_pem, strlen(cert_pem),
+                                                             xmlSecKeyDataFormatPem) < 0)
+        goto fail;
+    return key;
+fail:
+    if (key != NULL)
+        xmlSecKeyDestroy(key);
+    return NULL;
+}
+
+char *saml_sign_message(const char *xml, EVP_PKEY *pkey, const char *cert_pem)
+{
+    const char *reason;
+    xmlDocPtr doc = saml_xml_parse(xml, strlen(xml), &reason);
+    xmlSecKeyPtr key = doc != NULL ? make_key(pkey, cert_pem) : NULL;
+    xmlChar *out = NULL;
+    int len = 0;
+    char *signed_xml = NULL;
+    xmlNodePtr root = doc != NULL ? xmlDocGetRootElement(doc) : NULL, first = root != NULL ? root->children : NULL;
+    while (first != NULL && first->type != XML_ELEMENT_NODE)
+        first = first->next;
+    /* the schema of every protocol message: the Issuer comes first, the Signature right after it */
+    if (key != NULL && first != NULL && first == child(root, NS_ASSERTION, "Issuer") && sign_element(root, key) == 0) {
+        xmlDocDumpMemoryEnc(doc, &out, &len, "UTF-8");
+        if (out != NULL)
+            signed_xml = strndup((const char *)out, (size_t)len);
+    }
+    xmlFree(out);
+    if (key != NULL)
+        xmlSecKeyDestroy(key);
+    xmlFreeDoc(doc);
+    return signed_xml;
 }

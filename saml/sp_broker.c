@@ -2,8 +2,12 @@
  * The broker's set-up and the start of a sign-in at an enterprise IdP.
  *
  *   GET /saml/sp/metadata                        our SP metadata (entityID, ACS for HTTP-POST, signing certificate)
- *   GET /saml/sp/login?idp=NAME[&return_to=...]  a signed AuthnRequest over HTTP-Redirect (RSA-SHA256)
+ *   GET /saml/sp/login?idp=NAME[&return_to=...]  a signed AuthnRequest (RSA-SHA256) to the IdP
  *   GET /saml/sp/login?email=ADDRESS[&return_to] the same, the connection found by the address's domain
+ *
+ * The connection's request_binding (saml_idp_md_endpoint decides) sends it over HTTP-Redirect (DEFLATE, a query
+ * signature, a 303) or over HTTP-POST (an enveloped XML signature by saml_sign_message, base64, in the IdP side's
+ * auto-submitting form page, whose CSP lets the form go to that IdP's origin only).
  *
  * The request's state stays server-side (saml_sp_requests): the RelayState we send is a random token whose hash
  * keys the row, and the row also holds the hash of a random value in a SameSite=None cookie, because the IdP's
@@ -103,6 +107,10 @@ saml_broker_t *saml_broker_create(const gw_config_t *conf, char *err, size_t err
     const char *cert = bc->cert_file != NULL ? bc->cert_file : sc->cert_file;
     if (saml_keypair_load(&b->kp, key, cert, err, errlen) != 0)
         goto fail;
+    if (saml_lasso_init() != 0) { /* xmlsec signs POST-binding messages: initialised once, before any worker */
+        snprintf(err, errlen, "saml.sp: cannot initialise lasso / xmlsec");
+        goto fail;
+    }
     BIO *bio = BIO_new_mem_buf(b->kp.key_pem, -1);
     b->key = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
     BIO_free(bio);
@@ -222,16 +230,42 @@ exit:
     return rc;
 }
 
-/* The IdP's SSO URL with the signed request, into location. 0 or -1. */
+int saml_broker_encode(const saml_broker_t *b, int post, const char *dest, const char *param, const char *xml,
+                       const char *relay_state, char *location, size_t len, char **body)
+{
+    *body = NULL;
+    if (!post)
+        return saml_broker_redirect(b, dest, param, xml, relay_state, location, len);
+    size_t n = strlen(dest);
+    char *signed_xml = n < len ? saml_sign_message(xml, b->key, b->kp.cert_pem) : NULL;
+    if (signed_xml == NULL)
+        return -1;
+    size_t xlen = strlen(signed_xml);
+    if ((*body = malloc(4 * ((xlen + 2) / 3) + 1)) != NULL) {
+        EVP_EncodeBlock((unsigned char *)*body, (const unsigned char *)signed_xml, (int)xlen);
+        memcpy(location, dest, n + 1);
+    }
+    free(signed_xml);
+    return *body != NULL ? 0 : -1;
+}
+
+/* The signed request for the IdP's SSO endpoint in the connection's binding: the URL into location (with the
+ * request for Redirect; the form's target for POST, *body then the form's SAMLRequest, malloc'd). 0 or -1. */
 int saml_broker_request_url(const saml_broker_t *b, const saml_conn_config_t *c, const char *request_id,
-                            const char *relay_state, char *location, size_t len)
+                            const char *relay_state, char *location, size_t len, char **body)
 {
     char instant[32], *xml = NULL;
     time_t now = time(NULL);
     saml_idp_md_t *md = saml_conn_md(c);
-    int rc = -1;
+    int rc = -1, post;
+    const char *sso_url = saml_idp_md_endpoint(md, c->request_binding, 1, &post);
+    *body = NULL;
     if (saml_idp_md_expired(md, now)) { /* refreshed metadata is overdue: the IdP's keys can no longer be trusted */
         gw_log("error", "saml", "sp.metadata_expired", "idp", c->name, NULL);
+        goto exit;
+    }
+    if (sso_url == NULL) { /* refreshed metadata dropped the binding request_binding names */
+        gw_log("error", "saml", "sp.no_sso_endpoint", "idp", c->name, "binding", post ? "post" : "redirect", NULL);
         goto exit;
     }
     saml_time_format(now, instant, sizeof(instant));
@@ -241,11 +275,11 @@ int saml_broker_request_url(const saml_broker_t *b, const saml_conn_config_t *c,
                  "IssueInstant=\"%s\" Destination=\"%s\" AssertionConsumerServiceURL=\"%s\" "
                  "ProtocolBinding=\"" SAML_BINDING_POST "\"><saml:Issuer>%s</saml:Issuer>"
                  "<samlp:NameIDPolicy Format=\"%s\" AllowCreate=\"true\"/></samlp:AuthnRequest>",
-                 request_id, instant, md->sso_url, b->acs_url, b->entity_id, nameid_uris[c->nameid]) < 0) {
+                 request_id, instant, sso_url, b->acs_url, b->entity_id, nameid_uris[c->nameid]) < 0) {
         xml = NULL;
         goto exit;
     }
-    rc = saml_broker_redirect(b, md->sso_url, "SAMLRequest", xml, relay_state, location, len);
+    rc = saml_broker_encode(b, post, sso_url, "SAMLRequest", xml, relay_state, location, len, body);
 exit:
     free(xml);
     saml_idp_md_release(md);
@@ -268,7 +302,8 @@ typedef struct st_login_job_t {
     int from_form; /* discovery by email from the login page's form */
     char source[64];
     int ok;
-    char location[LOCATION_MAX];
+    char location[LOCATION_MAX]; /* Redirect: the signed URL; POST: the form's target */
+    char *body;                  /* POST: the signed AuthnRequest (base64, malloc'd); NULL for Redirect */
 } login_job_t;
 
 static void login_run(gw_job_t *job, gw_worker_t *w)
@@ -285,7 +320,8 @@ static void login_run(gw_job_t *job, gw_worker_t *w)
     gw_sha256(j->browser, strlen(j->browser), browser_hash);
     if (store_saml_sp_request_put(db, state_hash, browser_hash, request_id, j->conn->name, j->return_to,
                                   SAML_SP_REQUEST_TTL) != 0 ||
-        saml_broker_request_url(j->broker, j->conn, request_id, j->state, j->location, sizeof(j->location)) != 0)
+        saml_broker_request_url(j->broker, j->conn, request_id, j->state, j->location, sizeof(j->location), &j->body) !=
+            0)
         return;
     j->ok = 1;
     gw_log("info", "saml", "sp.request", "idp", j->conn->name, "source", j->source, NULL);
@@ -341,7 +377,9 @@ static void login_done(gw_job_t *job)
             gw_send_unavailable(req);
         } else {
             set_browser_cookie(req, j->browser); /* also renews its lifetime for this sign-in */
-            if (j->from_form)
+            if (j->body != NULL)                 /* a page of its own, whose CSP lets its form go to this IdP only */
+                saml_send_post_form(req, j->location, "SAMLRequest", j->body, j->state);
+            else if (j->from_form)
                 send_continue_page(req, j->location);
             else
                 gw_send_redirect(req, 303, h2o_strdup(&req->pool, j->location, SIZE_MAX).base);
@@ -349,6 +387,7 @@ static void login_done(gw_job_t *job)
     }
     sodium_memzero(j->state, sizeof(j->state));
     sodium_memzero(j->browser, sizeof(j->browser));
+    free(j->body);
     free(j);
 }
 

@@ -1,8 +1,9 @@
 /*
  * The `saml.sp:` section: portier as a service provider (broker) to enterprise IdPs. Each connection's metadata is
  * read and parsed here, at configuration time, so `portier check-config` refuses an IdP without a usable entity
- * id, Redirect SSO endpoint or signing certificate. The certificates found here (and later those of refreshed
- * metadata, sp_refresh.c) are the only keys the ACS will ever verify a response with (KeyInfo is never trusted).
+ * id, SSO endpoint (Redirect or POST, and the one request_binding asks for) or signing certificate. The certificates
+ * found here (and later those of refreshed metadata, sp_refresh.c) are the only keys the ACS will ever verify a
+ * response with (KeyInfo is never trusted).
  *
  *   saml:
  *     sp:
@@ -11,7 +12,7 @@
  *       certificate: FILE           default saml.idp.certificate
  *       metadata_refresh_minimum: DURATION   default 60s; lower only in tests
  *       connections:
- *         - { name, label, metadata, domains, match, jit, sso_only, idp_initiated, name_id_format,
+ *         - { name, label, metadata, domains, match, jit, sso_only, idp_initiated, name_id_format, request_binding,
  *             attributes: { username, email, display_name, groups }, group_map: { IdP-group: portier-group },
  *             mfa_contexts: [ AuthnContextClassRef... ],
  *             metadata_url, metadata_signing_certificate, metadata_ca, metadata_refresh }
@@ -286,6 +287,13 @@ static void conn_value(gw_config_ctx_t *ctx, saml_conn_config_t *c, const char *
             c->nameid = SAML_NAMEID_UNSPECIFIED;
         else
             gw_config_error(ctx, line, key, "\"%.80s\" is not one of persistent, email, unspecified", v);
+    } else if (strcmp(k, "request_binding") == 0) {
+        if (strcmp(v, "redirect") == 0)
+            c->request_binding = SAML_REQUEST_BINDING_REDIRECT;
+        else if (strcmp(v, "post") == 0)
+            c->request_binding = SAML_REQUEST_BINDING_POST;
+        else
+            gw_config_error(ctx, line, key, "\"%.80s\" is not one of redirect, post", v);
     } else if (strcmp(k, "jit") == 0) {
         bool_value(ctx, v, &c->jit, line, key);
     } else if (strcmp(k, "sso_only") == 0) {
@@ -331,6 +339,12 @@ static void load_conn(gw_config_ctx_t *ctx, saml_conn_config_t *c, size_t i, yam
         c->metadata_refresh = SAML_MD_REFRESH_DEFAULT;
     if (c->sso_only && c->num_domains == 0)
         gw_config_error(ctx, c->line, where, "sso_only needs domains");
+    saml_idp_md_t *md = c->md != NULL ? saml_conn_md(c) : NULL;
+    int post;
+    if (md != NULL && saml_idp_md_endpoint(md, c->request_binding, 1, &post) == NULL)
+        gw_config_error(ctx, c->line, where, "request_binding %s: %s offers no SingleSignOnService for it",
+                        post ? "post" : "redirect", c->metadata_file);
+    saml_idp_md_release(md);
 }
 
 static void load_conns(gw_config_ctx_t *ctx, saml_broker_config_t *b, yaml_node_t *n)

@@ -57,10 +57,21 @@ static const struct {
     {"expired", "validUntil is in the past"},
     {"valid_until", "validUntil is not a dateTime"},
     {"no_idpsso", "no IDPSSODescriptor"},
-    {"no_sso", "no SingleSignOnService for the HTTP-Redirect binding"},
+    {"no_sso", "no SingleSignOnService for the HTTP-Redirect or HTTP-POST binding"},
     {"no_signing_key", "no RSA signing certificate in the IDPSSODescriptor"},
     {"internal", "out of memory"},
 };
+
+const char *saml_idp_md_endpoint(const saml_idp_md_t *md, int request_binding, int sso, int *post)
+{
+    const char *redirect = sso ? md->sso_url : md->slo_url, *form = sso ? md->sso_post_url : md->slo_post_url;
+    switch (request_binding) {
+    case SAML_REQUEST_BINDING_REDIRECT: *post = !sso && redirect == NULL && form != NULL; break;
+    case SAML_REQUEST_BINDING_POST: *post = sso || form != NULL; break;
+    default: *post = redirect == NULL && form != NULL; break;
+    }
+    return *post ? form : redirect;
+}
 
 const char *saml_idp_md_reason_text(const char *reason)
 {
@@ -102,7 +113,9 @@ void saml_idp_md_release(saml_idp_md_t *md)
         return;
     free(md->entity_id);
     free(md->sso_url);
+    free(md->sso_post_url);
     free(md->slo_url);
+    free(md->slo_post_url);
     for (size_t i = 0; i != md->num_certs; ++i)
         free(md->certs[i]);
     free(md);
@@ -153,14 +166,13 @@ static void collect_certs(saml_idp_md_t *md, xmlNodePtr idpsso)
     }
 }
 
-/* The Location of the first `service` element with the HTTP-Redirect binding (malloc'd), or NULL. */
-static char *redirect_location(xmlNodePtr idpsso, const char *service)
+/* The Location of the first `service` element with `binding` (malloc'd), or NULL. */
+static char *location_of(xmlNodePtr idpsso, const char *service, const char *want)
 {
     char *out = NULL;
     for (xmlNodePtr s = idpsso->children; s != NULL && out == NULL; s = s->next) {
         char *binding = is_el(s, SAML_NS_METADATA, service) ? saml_xml_attr(s, "Binding") : NULL;
-        char *loc =
-            binding != NULL && strcmp(binding, SAML_BINDING_REDIRECT) == 0 ? saml_xml_attr(s, "Location") : NULL;
+        char *loc = binding != NULL && strcmp(binding, want) == 0 ? saml_xml_attr(s, "Location") : NULL;
         if (loc != NULL && (strncmp(loc, "https://", 8) == 0 || strncmp(loc, "http://", 7) == 0) &&
             plain_value(loc, MAX_URL))
             out = strdup(loc);
@@ -306,11 +318,14 @@ const char *saml_idp_md_parse(const char *xml, size_t len, const saml_idp_md_che
         why = "no_idpsso";
         goto exit;
     }
-    if ((md->sso_url = redirect_location(idpsso, "SingleSignOnService")) == NULL) {
+    md->sso_url = location_of(idpsso, "SingleSignOnService", SAML_BINDING_REDIRECT);
+    md->sso_post_url = location_of(idpsso, "SingleSignOnService", SAML_BINDING_POST);
+    if (md->sso_url == NULL && md->sso_post_url == NULL) {
         why = "no_sso";
         goto exit;
     }
-    md->slo_url = redirect_location(idpsso, "SingleLogoutService");
+    md->slo_url = location_of(idpsso, "SingleLogoutService", SAML_BINDING_REDIRECT);
+    md->slo_post_url = location_of(idpsso, "SingleLogoutService", SAML_BINDING_POST);
     collect_certs(md, idpsso);
     if (md->num_certs == 0) {
         why = "no_signing_key";

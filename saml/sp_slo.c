@@ -1,5 +1,7 @@
 /*
  * Single logout requested by an enterprise IdP: GET /saml/sp/slo (HTTP-Redirect binding).
+ * What we send to the IdP (our LogoutResponse, our own LogoutRequest) goes in the connection's binding
+ * (saml_idp_md_endpoint): Redirect, or an auto-submitting POST form with an enveloped signature (saml_broker_encode).
  *
  * The LogoutRequest passes the intake (size, DOCTYPE, SHA-1), must name a configured IdP as Issuer, carry a
  * Redirect-binding signature (RSA-SHA256 over the raw query, SAML bindings 3.4.4.1) that verifies with a
@@ -45,7 +47,8 @@ typedef struct st_slo_job_t {
     char source[64];
     const char *reason;
     int ok;
-    char location[LOCATION_MAX];
+    char location[LOCATION_MAX]; /* where the browser goes next (POST binding: the form's target) */
+    char *body, *relay_state;    /* POST binding: the signed LogoutResponse (base64) and RelayState (malloc'd) */
 } slo_job_t;
 
 static xmlNodePtr child(xmlNodePtr parent, const char *ns, const char *name)
@@ -147,7 +150,8 @@ static const char *check_fresh(xmlNodePtr root)
     return why;
 }
 
-static const char *answer_to(slo_job_t *j, const char *slo_url, const char *request_id, const char *relay_state)
+static const char *answer_to(slo_job_t *j, const char *slo_url, int post, const char *request_id,
+                             const char *relay_state)
 {
     char instant[32], id[40] = "_", *xml = NULL;
     uint8_t rnd[16];
@@ -166,19 +170,22 @@ static const char *answer_to(slo_job_t *j, const char *slo_url, const char *requ
     free(irt);
     if (n < 0)
         return "internal";
-    int rc =
-        saml_broker_redirect(j->broker, slo_url, "SAMLResponse", xml, relay_state, j->location, sizeof(j->location));
+    int rc = saml_broker_encode(j->broker, post, slo_url, "SAMLResponse", xml, relay_state, j->location,
+                                sizeof(j->location), &j->body);
+    if (rc == 0 && j->body != NULL && relay_state != NULL && (j->relay_state = strdup(relay_state)) == NULL)
+        rc = -1;
     free(xml);
     return rc == 0 ? NULL : "internal";
 }
 
-/* The signed LogoutResponse to the IdP's logout endpoint, into j->location; nothing when its metadata has none. */
+/* The signed LogoutResponse to the IdP's logout endpoint in the connection's binding, into j->location (and j->body
+ * for POST); nothing when its metadata has none. */
 static const char *answer(slo_job_t *j, const saml_conn_config_t *c, const char *request_id, const char *relay_state)
 {
     saml_idp_md_t *md = saml_conn_md(c);
-    const char *why = NULL;
-    if (md->slo_url != NULL)
-        why = answer_to(j, md->slo_url, request_id, relay_state);
+    int post;
+    const char *slo_url = saml_idp_md_endpoint(md, c->request_binding, 0, &post);
+    const char *why = slo_url != NULL ? answer_to(j, slo_url, post, request_id, relay_state) : NULL;
     saml_idp_md_release(md);
     return why;
 }
@@ -338,7 +345,7 @@ exit:
 }
 
 int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t session[STORE_HASH_LEN], const char *next,
-                       char **location)
+                       saml_outbound_t *out)
 {
     saml_broker_t *b = saml != NULL ? saml->broker : NULL;
     char *entity = NULL, *name_id = NULL, *format = NULL, *index = NULL, *xml = NULL;
@@ -346,14 +353,17 @@ int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t se
     char id[40] = "_", instant[32], state[SAML_SP_STATE_MAX];
     uint8_t rnd[16], state_hash[STORE_HASH_LEN];
     saml_idp_md_t *md = NULL;
-    int rc = 0;
-    *location = NULL;
+    const char *slo_url = NULL;
+    int rc = 0, post = 0;
+    memset(out, 0, sizeof(*out));
     if (b == NULL)
         return 0;
     int r = store_saml_sp_login_get(db, session, &entity, &name_id, &format, &index);
     const saml_conn_config_t *c = r == 0 ? saml_conn_by_entity(b->bc, entity) : NULL;
     md = c != NULL ? saml_conn_md(c) : NULL;
-    if (r != 0 || md == NULL || md->slo_url == NULL) { /* not an IdP session, or an IdP without single logout */
+    if (md != NULL)
+        slo_url = saml_idp_md_endpoint(md, c->request_binding, 0, &post);
+    if (r != 0 || slo_url == NULL) { /* not an IdP session, or an IdP without single logout */
         rc = r == 0 || r == -ENOENT ? 0 : -1;
         goto exit;
     }
@@ -368,7 +378,7 @@ int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t se
                  "<samlp:LogoutRequest xmlns:samlp=\"" NS_PROTOCOL "\" xmlns:saml=\"" NS_ASSERTION "\" ID=\"%s\" "
                  "Version=\"2.0\" IssueInstant=\"%s\" Destination=\"%s\"><saml:Issuer>%s</saml:Issuer>"
                  "<saml:NameID%s%s%s>%s</saml:NameID>%s%s%s</samlp:LogoutRequest>",
-                 id, instant, md->slo_url, b->entity_id, e_format != NULL ? " Format=\"" : "",
+                 id, instant, slo_url, b->entity_id, e_format != NULL ? " Format=\"" : "",
                  e_format != NULL ? e_format : "", e_format != NULL ? "\"" : "", e_name,
                  e_index != NULL ? "<samlp:SessionIndex>" : "", e_index != NULL ? e_index : "",
                  e_index != NULL ? "</samlp:SessionIndex>" : "") < 0) {
@@ -378,10 +388,10 @@ int saml_broker_logout(saml_idp_t *saml, struct st_store_t *db, const uint8_t se
     }
     gw_random_token(SAML_SP_STATE_BYTES, state, sizeof(state), state_hash);
     if (store_saml_sp_logout_put(db, state_hash, id, c->name, next, SAML_SP_REQUEST_TTL) != 0 ||
-        (*location = malloc(LOCATION_MAX)) == NULL ||
-        saml_broker_redirect(b, md->slo_url, "SAMLRequest", xml, state, *location, LOCATION_MAX) != 0) {
-        free(*location);
-        *location = NULL;
+        (out->url = malloc(LOCATION_MAX)) == NULL ||
+        saml_broker_encode(b, post, slo_url, "SAMLRequest", xml, state, out->url, LOCATION_MAX, &out->body) != 0 ||
+        (out->body != NULL && (out->relay_state = strdup(state)) == NULL)) {
+        saml_outbound_dispose(out);
         rc = -1;
     }
     sodium_memzero(state, sizeof(state));
@@ -437,7 +447,9 @@ static void slo_done(gw_job_t *job)
     slo_job_t *j = (slo_job_t *)job;
     h2o_req_t *req = job->req;
     if (req != NULL) {
-        if (j->location[0] != '\0' && (j->ok || j->location[0] == '/')) /* a refused answer still moves on */
+        if (j->ok && j->body != NULL)
+            saml_send_post_form(req, j->location, "SAMLResponse", j->body, j->relay_state);
+        else if (j->location[0] != '\0' && (j->ok || j->location[0] == '/')) /* a refused answer still moves on */
             gw_send_redirect(req, 303, h2o_strdup(&req->pool, j->location, SIZE_MAX).base);
         else if (j->ok)
             gw_send_message(req, 200, "Signed out", "You are signed out of portier.", "/login", "Sign in again");
@@ -449,7 +461,25 @@ static void slo_done(gw_job_t *job)
                             NULL);
     }
     free(j->query);
+    free(j->body);
+    free(j->relay_state);
     free(j);
+}
+
+void saml_outbound_send(h2o_req_t *req, const saml_outbound_t *o, const char *field)
+{
+    if (o->body != NULL)
+        saml_send_post_form(req, o->url, field, o->body, o->relay_state);
+    else
+        gw_send_redirect(req, 303, h2o_strdup(&req->pool, o->url, SIZE_MAX).base);
+}
+
+void saml_outbound_dispose(saml_outbound_t *o)
+{
+    free(o->url);
+    free(o->body);
+    free(o->relay_state);
+    memset(o, 0, sizeof(*o));
 }
 
 static int on_slo(h2o_handler_t *self, h2o_req_t *req)

@@ -182,11 +182,12 @@ class SimpleSAMLphpIdP:
         with open(self.sp_metadata_path) as f:
             return f.read()
 
-    def sign_in(self, redirect_url, username, password):
-        """The browser at the IdP: follows portier's redirect to the SSO service, fills in the login form and
-        returns (ACS URL, {SAMLResponse, RelayState}) of the auto-submitting form SimpleSAMLphp answers with."""
-        s = harness.requests.Session()
-        r = s.get(redirect_url, timeout=20)
+    def sign_in(self, redirect_url, username, password, post=None, session=None):
+        """The browser at the IdP: follows portier's redirect to the SSO service (or, with post={SAMLRequest,
+        RelayState}, submits portier's HTTP-POST form to it), fills in the login form and returns (ACS URL,
+        {SAMLResponse, RelayState}) of the auto-submitting form SimpleSAMLphp answers with."""
+        s = session or harness.requests.Session()
+        r = s.post(redirect_url, data=post, timeout=20) if post is not None else s.get(redirect_url, timeout=20)
         assert r.status_code == 200 and 'name="password"' in r.text, (r.status_code, r.text[:800], self.log())
         assert urllib.parse.urlsplit(r.url).path.endswith("/module.php/core/loginuserpass.php"), r.url
         fields = dict(re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)"', r.text))

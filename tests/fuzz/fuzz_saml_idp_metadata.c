@@ -60,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         abort();
     saml_idp_md_check_t any = {.now = time(NULL), .allow_expired = 1};
     if (saml_idp_md_parse((const char *)data, len, &any, &md) == NULL) {
-        if (md == NULL || md->entity_id == NULL || md->sso_url == NULL || md->num_certs == 0)
+        if (md == NULL || md->entity_id == NULL || (md->sso_url == NULL && md->sso_post_url == NULL) ||
+            md->num_certs == 0)
             abort();
         saml_idp_md_release(md);
     }

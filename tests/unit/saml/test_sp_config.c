@@ -2,7 +2,8 @@
  * (saml/sp_metadata.c), through the configuration loader: metadata_url, metadata_signing_certificate, metadata_ca,
  * metadata_refresh and saml.sp.metadata_refresh_minimum are accepted in range and refused with "FILE:LINE: KEY:"
  * messages otherwise; a backing file must be signed by the pinned certificate; then the gatekeeper itself: entityID,
- * EntitiesDescriptor, validUntil, another signer, and the snapshot swap. */
+ * EntitiesDescriptor, validUntil, another signer, and the snapshot swap; the SSO / SLO endpoints of both bindings
+ * and the binding request_binding picks (saml_idp_md_endpoint). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -15,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "gateway/config.h"
 #include "saml/internal.h"
@@ -32,6 +35,25 @@ static void write_text(const char *path, const char *text)
     assert_non_null(f);
     assert_int_equal(fputs(text, f) >= 0, 1);
     assert_int_equal(fclose(f), 0);
+}
+
+#define B_REDIRECT "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+#define B_POST     "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+
+/* An IdP's metadata with the given service elements (SingleLogoutService first, then SingleSignOnService). */
+static char *metadata_with(const char *services)
+{
+    char *xml = NULL;
+    int n = asprintf(&xml,
+                     "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" "
+                     "xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"" ENTITY "\">"
+                     "<md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">"
+                     "<md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s"
+                     "</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>%s"
+                     "</md:IDPSSODescriptor></md:EntityDescriptor>",
+                     idp_b64, services);
+    assert_true(n > 0);
+    return xml;
 }
 
 static char *metadata(const char *entity, const char *valid_until)
@@ -370,12 +392,119 @@ static void test_gatekeeper_and_swap(void **state)
     free(signer);
 }
 
+static void test_endpoints_of_both_bindings_and_request_binding(void **state)
+{
+    (void)state;
+    saml_idp_md_check_t chk = {.entity_id = ENTITY, .now = time(NULL)};
+    saml_idp_md_t *md = NULL;
+    int post = -1;
+    /* neither binding: the clear error */
+    char *xml = metadata_with("<md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:SOAP\" "
+                              "Location=\"https://idp.test/soap\"/>");
+    assert_string_equal(saml_idp_md_parse(xml, strlen(xml), &chk, &md), "no_sso");
+    assert_non_null(strstr(saml_idp_md_reason_text("no_sso"), "HTTP-Redirect or HTTP-POST"));
+    assert_null(md);
+    free(xml);
+    /* POST only (and POST-only single logout): the default is POST, redirect cannot be had */
+    xml = metadata_with("<md:SingleLogoutService Binding=\"" B_POST "\" Location=\"https://idp.test/slo-post\"/>"
+                        "<md:SingleSignOnService Binding=\"" B_POST "\" Location=\"https://idp.test/sso-post\"/>");
+    assert_null(saml_idp_md_parse(xml, strlen(xml), &chk, &md));
+    assert_null(md->sso_url);
+    assert_string_equal(md->sso_post_url, "https://idp.test/sso-post");
+    assert_string_equal(saml_idp_md_endpoint(md, SAML_REQUEST_BINDING_AUTO, 1, &post), "https://idp.test/sso-post");
+    assert_int_equal(post, 1);
+    assert_string_equal(saml_idp_md_endpoint(md, SAML_REQUEST_BINDING_POST, 1, &post), "https://idp.test/sso-post");
+    assert_null(saml_idp_md_endpoint(md, SAML_REQUEST_BINDING_REDIRECT, 1, &post));
+    /* single logout falls back to the binding the IdP has */
+    assert_string_equal(saml_idp_md_endpoint(md, SAML_REQUEST_BINDING_REDIRECT, 0, &post), "https://idp.test/slo-post");
+    assert_int_equal(post, 1);
+    saml_idp_md_release(md);
+    free(xml);
+    /* both: Redirect by default, POST when asked; Redirect-only logout stays Redirect under post */
+    xml = metadata_with("<md:SingleLogoutService Binding=\"" B_REDIRECT "\" Location=\"https://idp.test/slo\"/>"
+                        "<md:SingleSignOnService Binding=\"" B_POST "\" Location=\"https://idp.test/sso-post\"/>"
+                        "<md:SingleSignOnService Binding=\"" B_REDIRECT "\" Location=\"https://idp.test/sso\"/>");
+    assert_null(saml_idp_md_parse(xml, strlen(xml), &chk, &md));
+    assert_string_equal(saml_idp_md_endpoint(md, SAML_REQUEST_BINDING_AUTO, 1, &post), "https://idp.test/sso");
+    assert_int_equal(post, 0);
+    assert_string_equal(saml_idp_md_endpoint(md, SAML_REQUEST_BINDING_POST, 1, &post), "https://idp.test/sso-post");
+    assert_int_equal(post, 1);
+    assert_string_equal(saml_idp_md_endpoint(md, SAML_REQUEST_BINDING_POST, 0, &post), "https://idp.test/slo");
+    assert_int_equal(post, 0);
+    assert_null(md->slo_post_url);
+    saml_idp_md_release(md);
+    free(xml);
+
+    /* the setting: accepted values, and a binding the metadata does not offer refused at load */
+    gw_config_t c;
+    char conn[1024];
+    snprintf(conn, sizeof(conn), "metadata: %s\n        request_binding: redirect", unsigned_md);
+    expect_ok(conn, NULL, &c);
+    assert_int_equal(conn0(&c)->request_binding, SAML_REQUEST_BINDING_REDIRECT);
+    gw_config_dispose(&c);
+    snprintf(conn, sizeof(conn), "metadata: %s", unsigned_md);
+    expect_ok(conn, NULL, &c);
+    assert_int_equal(conn0(&c)->request_binding, SAML_REQUEST_BINDING_AUTO);
+    gw_config_dispose(&c);
+    snprintf(conn, sizeof(conn), "metadata: %s\n        request_binding: artifact", unsigned_md);
+    expect_error(conn, NULL, 19, "saml.sp.connections[0].request_binding", "is not one of redirect, post");
+    snprintf(conn, sizeof(conn), "metadata: %s\n        request_binding: post", unsigned_md);
+    expect_error(conn, NULL, 16, "saml.sp.connections[0]", "request_binding post");
+}
+
+/* The one signer (saml/sign.c): an enveloped RSA-SHA256 signature after the Issuer, referencing the root's ID,
+ * that the broker's own verifier accepts with the signing certificate and refuses with another. */
+static void test_sign_message_after_issuer(void **state)
+{
+    (void)state;
+    char err[256];
+    saml_keypair_t kp = {0}, evil = {0};
+    assert_int_equal(saml_keypair_load(&kp, fed_key, fed_crt, err, sizeof(err)), 0);
+    assert_int_equal(saml_keypair_load(&evil, evil_key, evil_crt, err, sizeof(err)), 0);
+    FILE *f = fopen(fed_key, "r");
+    assert_non_null(f);
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(key);
+    const char *xml = "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
+                      "xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\" ID=\"_abc\" Version=\"2.0\">"
+                      "<saml:Issuer>https://sp.test/md</saml:Issuer><samlp:NameIDPolicy AllowCreate=\"true\"/>"
+                      "</samlp:AuthnRequest>";
+    char *signed_xml = saml_sign_message(xml, key, kp.cert_pem);
+    assert_non_null(signed_xml);
+    assert_null(strstr(signed_xml, "sha1"));
+    assert_non_null(strstr(signed_xml, "URI=\"#_abc\""));
+    const char *reason;
+    xmlDocPtr doc = saml_xml_parse(signed_xml, strlen(signed_xml), &reason);
+    assert_non_null(doc);
+    xmlNodePtr root = xmlDocGetRootElement(doc), issuer = root->children, sig = issuer->next;
+    assert_string_equal((const char *)issuer->name, "Issuer");
+    assert_string_equal((const char *)sig->name, "Signature");
+    assert_non_null(xmlAddID(NULL, doc, (const xmlChar *)"_abc", xmlHasProp(root, (const xmlChar *)"ID")));
+    const char *good[] = {kp.cert_pem}, *bad[] = {evil.cert_pem};
+    assert_null(saml_dsig_verify_enveloped(sig, root, good, 1, 0));
+    assert_non_null(saml_dsig_verify_enveloped(sig, root, bad, 1, 0));
+    xmlFreeDoc(doc);
+    /* not a protocol message: no Issuer first, or no ID */
+    assert_null(saml_sign_message("<x ID=\"_a\"><y/></x>", key, kp.cert_pem));
+    assert_null(saml_sign_message("<samlp:LogoutRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" "
+                                  "xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\"><saml:Issuer>i</saml:Issuer>"
+                                  "</samlp:LogoutRequest>",
+                                  key, kp.cert_pem));
+    free(signed_xml);
+    EVP_PKEY_free(key);
+    saml_keypair_dispose(&kp);
+    saml_keypair_dispose(&evil);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metadata_url_settings_accepted),
         cmocka_unit_test(test_metadata_url_errors_name_file_line_and_key),
         cmocka_unit_test(test_gatekeeper_and_swap),
+        cmocka_unit_test(test_endpoints_of_both_bindings_and_request_binding),
+        cmocka_unit_test(test_sign_message_after_issuer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
