@@ -48,6 +48,10 @@ xmlDocPtr saml_xml_parse(const char *buf, size_t len, const char **reason);
 char *saml_xml_attr(xmlNodePtr n, const char *name);
 /* XML-escapes s into a malloc'd string. */
 char *saml_xml_escape(const char *s);
+/* 1 when n is the element {ns}name. */
+int saml_xml_is(xmlNodePtr n, const char *ns, const char *name);
+/* parent's first child element {ns}name, or NULL (parent may be NULL). */
+xmlNodePtr saml_xml_child(xmlNodePtr parent, const char *ns, const char *name);
 
 /* ---- intake.c: the gatekeeper every inbound SAML message passes before lasso sees it ---- */
 typedef enum { SAML_BINDING_KIND_REDIRECT, SAML_BINDING_KIND_POST } saml_binding_kind_t;

@@ -73,15 +73,6 @@ xmlSecKeyPtr saml_sign_key_load(const saml_keypair_t *kp, int with_certificate)
     return key;
 }
 
-static xmlNodePtr child(xmlNodePtr parent, const char *ns, const char *name)
-{
-    for (xmlNodePtr c = parent != NULL ? parent->children : NULL; c != NULL; c = c->next)
-        if (c->type == XML_ELEMENT_NODE && c->ns != NULL && strcmp((const char *)c->ns->href, ns) == 0 &&
-            strcmp((const char *)c->name, name) == 0)
-            return c;
-    return NULL;
-}
-
 /* The signature of parent over Reference uri ("#ID" or "" for the whole document), placed right after `after`, or
  * first in parent when after is NULL; KeyInfo with the certificate when the key carries one. key is borrowed.
  * 0, or -1 with the document unchanged. */
@@ -129,7 +120,7 @@ exit:
  * Issuer. The ID is registered in the document (refused when another element holds it). key is borrowed. 0 or -1. */
 static int sign_element(xmlNodePtr el, xmlSecKeyPtr key)
 {
-    xmlNodePtr issuer = child(el, NS_ASSERTION, "Issuer");
+    xmlNodePtr issuer = saml_xml_child(el, NS_ASSERTION, "Issuer");
     xmlAttrPtr id_attr = xmlHasProp(el, (const xmlChar *)"ID");
     xmlChar *id = xmlGetProp(el, (const xmlChar *)"ID");
     char uri[MAX_ID + 2];
@@ -174,7 +165,7 @@ char *saml_sign_response(const char *b64, xmlSecKeyPtr key, int sign_response, i
     if (root == NULL || root->ns == NULL || strcmp((const char *)root->ns->href, NS_PROTOCOL) != 0 ||
         strcmp((const char *)root->name, "Response") != 0)
         goto exit;
-    xmlNodePtr assertion = child(root, NS_ASSERTION, "Assertion");
+    xmlNodePtr assertion = saml_xml_child(root, NS_ASSERTION, "Assertion");
     if ((sign_assertion && (assertion == NULL || sign_element(assertion, key) != 0)) ||
         (sign_response && sign_element(root, key) != 0))
         goto exit;
@@ -229,7 +220,8 @@ char *saml_sign_message(const char *xml, EVP_PKEY *pkey, const char *cert_pem)
     while (first != NULL && first->type != XML_ELEMENT_NODE)
         first = first->next;
     /* the schema of every protocol message: the Issuer comes first, the Signature right after it */
-    if (key != NULL && first != NULL && first == child(root, NS_ASSERTION, "Issuer") && sign_element(root, key) == 0) {
+    if (key != NULL && first != NULL && first == saml_xml_child(root, NS_ASSERTION, "Issuer") &&
+        sign_element(root, key) == 0) {
         xmlDocDumpMemoryEnc(doc, &out, &len, "UTF-8");
         if (out != NULL)
             signed_xml = strndup((const char *)out, (size_t)len);

@@ -91,20 +91,6 @@ static int plain_value(const char *s, size_t max)
     return 1;
 }
 
-static int is_el(xmlNodePtr n, const char *ns, const char *name)
-{
-    return n != NULL && n->type == XML_ELEMENT_NODE && n->ns != NULL && strcmp((const char *)n->ns->href, ns) == 0 &&
-           strcmp((const char *)n->name, name) == 0;
-}
-
-static xmlNodePtr child(xmlNodePtr parent, const char *ns, const char *name)
-{
-    for (xmlNodePtr c = parent != NULL ? parent->children : NULL; c != NULL; c = c->next)
-        if (is_el(c, ns, name))
-            return c;
-    return NULL;
-}
-
 /* ---- the snapshot ---- */
 
 void saml_idp_md_release(saml_idp_md_t *md)
@@ -153,13 +139,14 @@ static char *cert_pem(xmlNodePtr n)
 static void collect_certs(saml_idp_md_t *md, xmlNodePtr idpsso)
 {
     for (xmlNodePtr kd = idpsso->children; kd != NULL; kd = kd->next) {
-        if (!is_el(kd, SAML_NS_METADATA, "KeyDescriptor"))
+        if (!saml_xml_is(kd, SAML_NS_METADATA, "KeyDescriptor"))
             continue;
         char *use = saml_xml_attr(kd, "use");
         int signing = use == NULL || strcmp(use, "signing") == 0;
         xmlFree(use);
         xmlNodePtr x509 =
-            child(child(child(kd, SAML_NS_DSIG, "KeyInfo"), SAML_NS_DSIG, "X509Data"), SAML_NS_DSIG, "X509Certificate");
+            saml_xml_child(saml_xml_child(saml_xml_child(kd, SAML_NS_DSIG, "KeyInfo"), SAML_NS_DSIG, "X509Data"),
+                           SAML_NS_DSIG, "X509Certificate");
         char *pem = signing && x509 != NULL && md->num_certs < SAML_MD_MAX_CERTS ? cert_pem(x509) : NULL;
         if (pem != NULL)
             md->certs[md->num_certs++] = pem;
@@ -171,7 +158,7 @@ static char *location_of(xmlNodePtr idpsso, const char *service, const char *wan
 {
     char *out = NULL;
     for (xmlNodePtr s = idpsso->children; s != NULL && out == NULL; s = s->next) {
-        char *binding = is_el(s, SAML_NS_METADATA, service) ? saml_xml_attr(s, "Binding") : NULL;
+        char *binding = saml_xml_is(s, SAML_NS_METADATA, service) ? saml_xml_attr(s, "Binding") : NULL;
         char *loc = binding != NULL && strcmp(binding, want) == 0 ? saml_xml_attr(s, "Location") : NULL;
         if (loc != NULL && (strncmp(loc, "https://", 8) == 0 || strncmp(loc, "http://", 7) == 0) &&
             plain_value(loc, MAX_URL))
@@ -219,7 +206,7 @@ static const char *check_signature(xmlDocPtr doc, xmlNodePtr root, const char *s
     size_t n = 0;
     xmlNodePtr sig = NULL;
     for (xmlNodePtr c = root->children; c != NULL; c = c->next)
-        if (is_el(c, SAML_NS_DSIG, "Signature")) {
+        if (saml_xml_is(c, SAML_NS_DSIG, "Signature")) {
             sig = c;
             ++n;
         }
@@ -229,11 +216,12 @@ static const char *check_signature(xmlDocPtr doc, xmlNodePtr root, const char *s
         return "signature_position";
     if (register_ids(doc, root) != 0)
         return "duplicate_id";
-    xmlNodePtr si = child(sig, SAML_NS_DSIG, "SignedInfo");
-    if (algorithm_is_sha1(child(si, SAML_NS_DSIG, "SignatureMethod")))
+    xmlNodePtr si = saml_xml_child(sig, SAML_NS_DSIG, "SignedInfo");
+    if (algorithm_is_sha1(saml_xml_child(si, SAML_NS_DSIG, "SignatureMethod")))
         return "sha1";
     for (xmlNodePtr r = si != NULL ? si->children : NULL; r != NULL; r = r->next)
-        if (is_el(r, SAML_NS_DSIG, "Reference") && algorithm_is_sha1(child(r, SAML_NS_DSIG, "DigestMethod")))
+        if (saml_xml_is(r, SAML_NS_DSIG, "Reference") &&
+            algorithm_is_sha1(saml_xml_child(r, SAML_NS_DSIG, "DigestMethod")))
             return "sha1";
     return saml_dsig_verify_enveloped(sig, root, &signer_pem, 1, 1);
 }
@@ -257,17 +245,17 @@ static const char *check_valid_until(xmlNodePtr n, time_t now, int allow_expired
  * the only one with an IDPSSODescriptor). */
 static xmlNodePtr find_entity(xmlNodePtr root, const char *entity_id)
 {
-    if (is_el(root, SAML_NS_METADATA, "EntityDescriptor"))
+    if (saml_xml_is(root, SAML_NS_METADATA, "EntityDescriptor"))
         return root;
     xmlNodePtr found = NULL;
     size_t seen = 0;
     for (xmlNodePtr e = root->children; e != NULL && seen < MAX_ENTITIES; e = e->next) {
-        if (!is_el(e, SAML_NS_METADATA, "EntityDescriptor"))
+        if (!saml_xml_is(e, SAML_NS_METADATA, "EntityDescriptor"))
             continue;
         ++seen;
         char *id = saml_xml_attr(e, "entityID");
         int match = entity_id != NULL ? id != NULL && strcmp(id, entity_id) == 0
-                                      : child(e, SAML_NS_METADATA, "IDPSSODescriptor") != NULL;
+                                      : saml_xml_child(e, SAML_NS_METADATA, "IDPSSODescriptor") != NULL;
         xmlFree(id);
         if (match && found != NULL && entity_id == NULL)
             return NULL; /* several IdPs: the configuration cannot tell which */
@@ -288,7 +276,8 @@ const char *saml_idp_md_parse(const char *xml, size_t len, const saml_idp_md_che
     if ((doc = saml_xml_parse(xml, len, &why)) == NULL)
         return why;
     xmlNodePtr root = xmlDocGetRootElement(doc);
-    if (!is_el(root, SAML_NS_METADATA, "EntityDescriptor") && !is_el(root, SAML_NS_METADATA, "EntitiesDescriptor")) {
+    if (!saml_xml_is(root, SAML_NS_METADATA, "EntityDescriptor") &&
+        !saml_xml_is(root, SAML_NS_METADATA, "EntitiesDescriptor")) {
         why = "root";
         goto exit;
     }
@@ -313,7 +302,7 @@ const char *saml_idp_md_parse(const char *xml, size_t len, const saml_idp_md_che
     if ((why = check_valid_until(root, chk->now, chk->allow_expired, &md->valid_until)) != NULL ||
         (entity != root && (why = check_valid_until(entity, chk->now, chk->allow_expired, &md->valid_until)) != NULL))
         goto exit;
-    xmlNodePtr idpsso = child(entity, SAML_NS_METADATA, "IDPSSODescriptor");
+    xmlNodePtr idpsso = saml_xml_child(entity, SAML_NS_METADATA, "IDPSSODescriptor");
     if (idpsso == NULL) {
         why = "no_idpsso";
         goto exit;

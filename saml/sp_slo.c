@@ -51,15 +51,6 @@ typedef struct st_slo_job_t {
     char *body, *relay_state;    /* POST binding: the signed LogoutResponse (base64) and RelayState (malloc'd) */
 } slo_job_t;
 
-static xmlNodePtr child(xmlNodePtr parent, const char *ns, const char *name)
-{
-    for (xmlNodePtr c = parent != NULL ? parent->children : NULL; c != NULL; c = c->next)
-        if (c->type == XML_ELEMENT_NODE && c->ns != NULL && strcmp((const char *)c->ns->href, ns) == 0 &&
-            strcmp((const char *)c->name, name) == 0)
-            return c;
-    return NULL;
-}
-
 /* Text of an element made of text nodes only (malloc'd), or NULL. */
 static char *text_of(xmlNodePtr n)
 {
@@ -212,7 +203,7 @@ static const char *slo(slo_job_t *j, store_t *db, const saml_conn_config_t **con
         why = "not_logout_request";
         goto exit;
     }
-    issuer = text_of(child(root, NS_ASSERTION, "Issuer"));
+    issuer = text_of(saml_xml_child(root, NS_ASSERTION, "Issuer"));
     if ((*conn = saml_conn_by_entity(b->bc, issuer)) == NULL) {
         why = "unknown_issuer";
         goto exit;
@@ -241,8 +232,8 @@ static const char *slo(slo_job_t *j, store_t *db, const saml_conn_config_t **con
     char *xid = saml_xml_attr(root, "ID");
     id = xid != NULL && strlen(xid) <= 256 ? strdup(xid) : NULL;
     xmlFree(xid);
-    name_id = text_of(child(root, NS_ASSERTION, "NameID"));
-    index = text_of(child(root, NS_PROTOCOL, "SessionIndex"));
+    name_id = text_of(saml_xml_child(root, NS_ASSERTION, "NameID"));
+    index = text_of(saml_xml_child(root, NS_PROTOCOL, "SessionIndex"));
     if (id == NULL || name_id == NULL) {
         why = "no_subject";
         goto exit;
@@ -309,7 +300,7 @@ static const char *logout_response(slo_job_t *j, store_t *db, const saml_conn_co
         goto exit;
     }
     snprintf(j->location, sizeof(j->location), "%s", next); /* ours: wherever the outcome, the browser moves on */
-    issuer = text_of(child(root, NS_ASSERTION, "Issuer"));
+    issuer = text_of(saml_xml_child(root, NS_ASSERTION, "Issuer"));
     *conn = saml_conn_by_name(b->bc, idp);
     if (*conn == NULL || issuer == NULL || strcmp(issuer, (*conn)->entity_id) != 0) {
         why = "issuer";
@@ -326,7 +317,7 @@ static const char *logout_response(slo_job_t *j, store_t *db, const saml_conn_co
     char *irt = saml_xml_attr(root, "InResponseTo");
     int irt_ok = irt != NULL && strcmp(irt, request_id) == 0;
     xmlFree(irt);
-    xmlNodePtr code = child(child(root, NS_PROTOCOL, "Status"), NS_PROTOCOL, "StatusCode");
+    xmlNodePtr code = saml_xml_child(saml_xml_child(root, NS_PROTOCOL, "Status"), NS_PROTOCOL, "StatusCode");
     char *status = code != NULL ? saml_xml_attr(code, "Value") : NULL;
     int ok = status != NULL && strcmp(status, "urn:oasis:names:tc:SAML:2.0:status:Success") == 0;
     xmlFree(status);

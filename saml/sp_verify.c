@@ -35,25 +35,11 @@
 #define MAX_VALUES    256 /* attribute values kept from one assertion */
 #define MAX_VALUE_LEN 1024
 
-static int is_el(xmlNodePtr n, const char *ns, const char *name)
-{
-    return n != NULL && n->type == XML_ELEMENT_NODE && n->ns != NULL && strcmp((const char *)n->ns->href, ns) == 0 &&
-           strcmp((const char *)n->name, name) == 0;
-}
-
-static xmlNodePtr child(xmlNodePtr parent, const char *ns, const char *name)
-{
-    for (xmlNodePtr c = parent != NULL ? parent->children : NULL; c != NULL; c = c->next)
-        if (is_el(c, ns, name))
-            return c;
-    return NULL;
-}
-
 static size_t count_children(xmlNodePtr parent, const char *ns, const char *name)
 {
     size_t n = 0;
     for (xmlNodePtr c = parent != NULL ? parent->children : NULL; c != NULL; c = c->next)
-        n += is_el(c, ns, name);
+        n += saml_xml_is(c, ns, name);
     return n;
 }
 
@@ -90,9 +76,9 @@ static void walk(xmlDocPtr doc, xmlNodePtr n, walk_t *w)
         }
         if (n->type != XML_ELEMENT_NODE)
             continue;
-        w->assertions += is_el(n, NS_ASSERTION, "Assertion");
-        w->encrypted += is_el(n, NS_ASSERTION, "EncryptedAssertion");
-        w->signatures += is_el(n, SAML_NS_DSIG, "Signature");
+        w->assertions += saml_xml_is(n, NS_ASSERTION, "Assertion");
+        w->encrypted += saml_xml_is(n, NS_ASSERTION, "EncryptedAssertion");
+        w->signatures += saml_xml_is(n, SAML_NS_DSIG, "Signature");
         xmlAttrPtr id = xmlHasProp(n, (const xmlChar *)"ID");
         if (id != NULL && id->ns == NULL) {
             xmlChar *v = xmlNodeListGetString(doc, id->children, 1);
@@ -107,8 +93,8 @@ static void walk(xmlDocPtr doc, xmlNodePtr n, walk_t *w)
 /* The Reference of a signature must point at exactly its parent, with only the two transforms SAML needs. */
 static const char *check_references(xmlNodePtr sig, xmlNodePtr parent, int whole_document)
 {
-    xmlNodePtr si = child(sig, SAML_NS_DSIG, "SignedInfo");
-    xmlNodePtr c14n = child(si, SAML_NS_DSIG, "CanonicalizationMethod");
+    xmlNodePtr si = saml_xml_child(sig, SAML_NS_DSIG, "SignedInfo");
+    xmlNodePtr c14n = saml_xml_child(si, SAML_NS_DSIG, "CanonicalizationMethod");
     char *alg = c14n != NULL ? saml_xml_attr(c14n, "Algorithm") : NULL;
     int ok = alg != NULL && strcmp(alg, ALG_EXC_C14N) == 0;
     xmlFree(alg);
@@ -116,7 +102,7 @@ static const char *check_references(xmlNodePtr sig, xmlNodePtr parent, int whole
         return "transform";
     if (count_children(si, SAML_NS_DSIG, "Reference") != 1)
         return "reference";
-    xmlNodePtr ref = child(si, SAML_NS_DSIG, "Reference");
+    xmlNodePtr ref = saml_xml_child(si, SAML_NS_DSIG, "Reference");
     char *uri = saml_xml_attr(ref, "URI"), *id = saml_xml_attr(parent, "ID");
     ok = (uri != NULL && id != NULL && uri[0] == '#' && strcmp(uri + 1, id) == 0) ||
          (whole_document && uri != NULL && uri[0] == '\0' && parent == xmlDocGetRootElement(parent->doc));
@@ -124,11 +110,11 @@ static const char *check_references(xmlNodePtr sig, xmlNodePtr parent, int whole
     xmlFree(id);
     if (!ok)
         return "reference";
-    for (xmlNodePtr t = child(child(ref, SAML_NS_DSIG, "Transforms"), SAML_NS_DSIG, "Transform"); t != NULL;
-         t = t->next) {
+    for (xmlNodePtr t = saml_xml_child(saml_xml_child(ref, SAML_NS_DSIG, "Transforms"), SAML_NS_DSIG, "Transform");
+         t != NULL; t = t->next) {
         if (t->type != XML_ELEMENT_NODE)
             continue;
-        char *a = is_el(t, SAML_NS_DSIG, "Transform") ? saml_xml_attr(t, "Algorithm") : NULL;
+        char *a = saml_xml_is(t, SAML_NS_DSIG, "Transform") ? saml_xml_attr(t, "Algorithm") : NULL;
         ok = a != NULL && (strcmp(a, ALG_ENVELOPED) == 0 || strcmp(a, ALG_EXC_C14N) == 0) && t->children == NULL;
         xmlFree(a);
         if (!ok)
@@ -191,7 +177,7 @@ static const char *signature_of(xmlNodePtr parent, const saml_idp_md_t *md, int 
         return NULL;
     if (n > 1)
         return "signature_count";
-    const char *why = saml_dsig_verify_enveloped(child(parent, SAML_NS_DSIG, "Signature"), parent,
+    const char *why = saml_dsig_verify_enveloped(saml_xml_child(parent, SAML_NS_DSIG, "Signature"), parent,
                                                  (const char *const *)md->certs, md->num_certs, 0);
     if (why != NULL)
         return why;
@@ -234,7 +220,7 @@ static int time_attr(xmlNodePtr n, const char *name, time_t *out)
 
 static const char *check_issuer(xmlNodePtr parent, const char *entity_id, int required)
 {
-    xmlNodePtr iss = child(parent, NS_ASSERTION, "Issuer");
+    xmlNodePtr iss = saml_xml_child(parent, NS_ASSERTION, "Issuer");
     int tainted = 0;
     if (iss == NULL)
         return required ? "issuer" : NULL;
@@ -248,11 +234,11 @@ static const char *check_audience(xmlNodePtr conditions, const char *own_entity_
 {
     int found = 0, tainted = 0;
     for (xmlNodePtr ar = conditions != NULL ? conditions->children : NULL; ar != NULL; ar = ar->next) {
-        if (!is_el(ar, NS_ASSERTION, "AudienceRestriction"))
+        if (!saml_xml_is(ar, NS_ASSERTION, "AudienceRestriction"))
             continue;
         int this_one = 0; /* each AudienceRestriction must name us (SAML core 2.5.1.4) */
         for (xmlNodePtr a = ar->children; a != NULL; a = a->next) {
-            char *v = is_el(a, NS_ASSERTION, "Audience") ? text_of(a, &tainted) : NULL;
+            char *v = saml_xml_is(a, NS_ASSERTION, "Audience") ? text_of(a, &tainted) : NULL;
             this_one |= v != NULL && strcmp(v, own_entity_id) == 0;
             free(v);
         }
@@ -267,9 +253,9 @@ static const char *check_audience(xmlNodePtr conditions, const char *own_entity_
 static xmlNodePtr bearer_data(xmlNodePtr subject, const char *acs)
 {
     for (xmlNodePtr sc = subject != NULL ? subject->children : NULL; sc != NULL; sc = sc->next) {
-        if (!is_el(sc, NS_ASSERTION, "SubjectConfirmation") || !attr_is(sc, "Method", BEARER))
+        if (!saml_xml_is(sc, NS_ASSERTION, "SubjectConfirmation") || !attr_is(sc, "Method", BEARER))
             continue;
-        xmlNodePtr d = child(sc, NS_ASSERTION, "SubjectConfirmationData");
+        xmlNodePtr d = saml_xml_child(sc, NS_ASSERTION, "SubjectConfirmationData");
         if (d != NULL && attr_is(d, "Recipient", acs))
             return d;
     }
@@ -291,12 +277,12 @@ static const char *read_attributes(xmlNodePtr assertion, saml_sp_assertion_t *ou
 {
     int tainted = 0;
     for (xmlNodePtr st = assertion->children; st != NULL; st = st->next) {
-        if (!is_el(st, NS_ASSERTION, "AttributeStatement"))
+        if (!saml_xml_is(st, NS_ASSERTION, "AttributeStatement"))
             continue;
         for (xmlNodePtr a = st->children; a != NULL; a = a->next) {
-            char *name = is_el(a, NS_ASSERTION, "Attribute") ? saml_xml_attr(a, "Name") : NULL;
+            char *name = saml_xml_is(a, NS_ASSERTION, "Attribute") ? saml_xml_attr(a, "Name") : NULL;
             for (xmlNodePtr v = a->children; name != NULL && v != NULL; v = v->next) {
-                char *val = is_el(v, NS_ASSERTION, "AttributeValue") ? text_of(v, &tainted) : NULL;
+                char *val = saml_xml_is(v, NS_ASSERTION, "AttributeValue") ? text_of(v, &tainted) : NULL;
                 if (val != NULL)
                     add_value(out, name, val);
                 free(val);
@@ -310,9 +296,10 @@ static const char *read_attributes(xmlNodePtr assertion, saml_sp_assertion_t *ou
 static void read_authn(xmlNodePtr assertion, saml_sp_assertion_t *out)
 {
     int tainted = 0;
-    xmlNodePtr as = child(assertion, NS_ASSERTION, "AuthnStatement");
+    xmlNodePtr as = saml_xml_child(assertion, NS_ASSERTION, "AuthnStatement");
     out->authn_class =
-        text_of(child(child(as, NS_ASSERTION, "AuthnContext"), NS_ASSERTION, "AuthnContextClassRef"), &tainted);
+        text_of(saml_xml_child(saml_xml_child(as, NS_ASSERTION, "AuthnContext"), NS_ASSERTION, "AuthnContextClassRef"),
+                &tainted);
     char *idx = as != NULL ? saml_xml_attr(as, "SessionIndex") : NULL;
     out->session_index = idx != NULL && strlen(idx) <= MAX_VALUE_LEN ? strdup(idx) : NULL;
     xmlFree(idx);
@@ -378,7 +365,7 @@ static int encryption_algorithms_ok(xmlNodePtr n)
  * a plain Response. *response_signed: the Response signature was valid. */
 static const char *decrypt(xmlDocPtr *doc, const saml_sp_expect_t *x, int *response_signed)
 {
-    xmlNodePtr root = xmlDocGetRootElement(*doc), enc = child(root, NS_ASSERTION, "EncryptedAssertion");
+    xmlNodePtr root = xmlDocGetRootElement(*doc), enc = saml_xml_child(root, NS_ASSERTION, "EncryptedAssertion");
     walk_t w = {0};
     const char *why = NULL;
     walk(*doc, root, &w);
@@ -394,7 +381,7 @@ static const char *decrypt(xmlDocPtr *doc, const saml_sp_expect_t *x, int *respo
         return why;
     if (!encryption_algorithms_ok(enc->children))
         return "encryption_algorithm";
-    xmlNodePtr data = child(enc, "http://www.w3.org/2001/04/xmlenc#", "EncryptedData");
+    xmlNodePtr data = saml_xml_child(enc, "http://www.w3.org/2001/04/xmlenc#", "EncryptedData");
     xmlSecKeysMngrPtr mngr = xmlSecKeysMngrCreate();
     xmlSecKeyPtr key =
         xmlSecCryptoAppKeyLoadMemory((const xmlSecByte *)x->decrypt_key_pem, (xmlSecSize)strlen(x->decrypt_key_pem),
@@ -412,7 +399,7 @@ static const char *decrypt(xmlDocPtr *doc, const saml_sp_expect_t *x, int *respo
         why = "decrypt";
         goto exit;
     }
-    xmlNodePtr assertion = child(enc, NS_ASSERTION, "Assertion");
+    xmlNodePtr assertion = saml_xml_child(enc, NS_ASSERTION, "Assertion");
     if (assertion == NULL || count_children(enc, NS_ASSERTION, "Assertion") != 1) {
         why = "assertion_count";
         goto exit;
@@ -447,15 +434,15 @@ const char *saml_sp_verify(xmlDocPtr *docp, const saml_sp_expect_t *x, saml_sp_a
     int covered = 0, tainted = 0, response_signed = 0;
     const char *why;
     memset(out, 0, sizeof(*out));
-    if (!is_el(root, NS_PROTOCOL, "Response"))
+    if (!saml_xml_is(root, NS_PROTOCOL, "Response"))
         return "not_response";
     if (saml_idp_md_expired(x->md, x->now))
         return "metadata_expired";
     /* 1. status */
-    xmlNodePtr code = child(child(root, NS_PROTOCOL, "Status"), NS_PROTOCOL, "StatusCode");
+    xmlNodePtr code = saml_xml_child(saml_xml_child(root, NS_PROTOCOL, "Status"), NS_PROTOCOL, "StatusCode");
     if (!attr_is(code, "Value", STATUS_OK))
         return "status";
-    if (child(root, NS_ASSERTION, "EncryptedAssertion") != NULL) {
+    if (saml_xml_child(root, NS_ASSERTION, "EncryptedAssertion") != NULL) {
         if (x->decrypt_key_pem == NULL)
             return "encrypted_assertion";
         if ((why = decrypt(docp, x, &response_signed)) != NULL)
@@ -471,7 +458,7 @@ const char *saml_sp_verify(xmlDocPtr *docp, const saml_sp_expect_t *x, saml_sp_a
         return "encrypted_assertion";
     if (w.assertions != 1 || count_children(root, NS_ASSERTION, "Assertion") != 1)
         return "assertion_count";
-    xmlNodePtr assertion = child(root, NS_ASSERTION, "Assertion");
+    xmlNodePtr assertion = saml_xml_child(root, NS_ASSERTION, "Assertion");
     if (w.comments != 0)
         return "comment";
     if (w.signatures !=
@@ -491,11 +478,11 @@ const char *saml_sp_verify(xmlDocPtr *docp, const saml_sp_expect_t *x, saml_sp_a
     /* 4. Destination, Recipient, Audience */
     if (!attr_is(root, "Destination", x->acs_url))
         return "destination";
-    xmlNodePtr subject = child(assertion, NS_ASSERTION, "Subject");
+    xmlNodePtr subject = saml_xml_child(assertion, NS_ASSERTION, "Subject");
     xmlNodePtr data = bearer_data(subject, x->acs_url);
     if (data == NULL)
         return "recipient";
-    xmlNodePtr conditions = child(assertion, NS_ASSERTION, "Conditions");
+    xmlNodePtr conditions = saml_xml_child(assertion, NS_ASSERTION, "Conditions");
     if ((why = check_audience(conditions, x->own_entity_id)) != NULL)
         return why;
     /* what the database checks need, read from the covered nodes */
@@ -513,7 +500,7 @@ const char *saml_sp_verify(xmlDocPtr *docp, const saml_sp_expect_t *x, saml_sp_a
     if ((why = read_times(conditions, data, out)) != NULL)
         return why;
     /* the subject and the rest */
-    xmlNodePtr nid = child(subject, NS_ASSERTION, "NameID");
+    xmlNodePtr nid = saml_xml_child(subject, NS_ASSERTION, "NameID");
     out->name_id = text_of(nid, &tainted);
     char *fmt = nid != NULL ? saml_xml_attr(nid, "Format") : NULL;
     out->name_id_format = fmt != NULL ? strdup(fmt) : NULL;

@@ -76,3 +76,17 @@ char *saml_xml_escape(const char *s)
     *o = '\0';
     return out;
 }
+
+int saml_xml_is(xmlNodePtr n, const char *ns, const char *name)
+{
+    return n != NULL && n->type == XML_ELEMENT_NODE && n->ns != NULL && strcmp((const char *)n->ns->href, ns) == 0 &&
+           strcmp((const char *)n->name, name) == 0;
+}
+
+xmlNodePtr saml_xml_child(xmlNodePtr parent, const char *ns, const char *name)
+{
+    for (xmlNodePtr c = parent != NULL ? parent->children : NULL; c != NULL; c = c->next)
+        if (saml_xml_is(c, ns, name))
+            return c;
+    return NULL;
+}
