@@ -40,6 +40,9 @@ int saml_cert_load(saml_keypair_t *kp, const char *cert_file, char *err, size_t 
 void saml_keypair_dispose(saml_keypair_t *kp);
 /* Writes a new RSA-2048 key (0600) and a self-signed certificate (10 years) for `cn`. 0 or -1. */
 int saml_keypair_generate(const char *key_file, const char *cert_file, const char *cn, char *err, size_t errlen);
+/* The self-signed certificate (PEM, malloc'd) of a new RSA key that is thrown away, or NULL: a key nobody holds,
+ * for tests that need an IdP whose signatures can never be forged. */
+char *saml_self_signed_pem(const char *cn);
 
 /* ---- xml.c: the only way SAML XML is parsed here ---- */
 /* Parses without network access, entity substitution or DTD loading, and refuses any DOCTYPE. NULL + reason. */

@@ -179,6 +179,22 @@ fail:
     return NULL;
 }
 
+char *saml_self_signed_pem(const char *cn)
+{
+    EVP_PKEY *key = EVP_RSA_gen(GENERATED_BITS);
+    X509 *x = key != NULL ? self_signed(key, cn) : NULL;
+    BIO *bio = x != NULL ? BIO_new(BIO_s_mem()) : NULL;
+    char *data, *pem = NULL;
+    if (bio != NULL && PEM_write_bio_X509(bio, x) == 1) {
+        long n = BIO_get_mem_data(bio, &data);
+        pem = strndup(data, (size_t)n);
+    }
+    BIO_free(bio);
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return pem;
+}
+
 int saml_keypair_generate(const char *key_file, const char *cert_file, const char *cn, char *err, size_t errlen)
 {
     EVP_PKEY *key = EVP_RSA_gen(GENERATED_BITS);

@@ -12,8 +12,6 @@
 #include <time.h>
 
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include "saml/internal.h"
 
@@ -22,35 +20,11 @@
 static saml_conn_config_t conn;
 static saml_idp_md_t md;
 
-/* A throw-away RSA certificate: the only key the fuzzed responses would have to be signed with. */
-static char *make_cert(void)
-{
-    EVP_PKEY *key = EVP_RSA_gen(2048);
-    X509 *x = X509_new();
-    BIO *bio = BIO_new(BIO_s_mem());
-    char *data, *pem = NULL;
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), 0);
-    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-    X509_set_pubkey(x, key);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, (const unsigned char *)"fuzz", -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    if (X509_sign(x, key, EVP_sha256()) > 0 && PEM_write_bio_X509(bio, x) == 1) {
-        long n = BIO_get_mem_data(bio, &data);
-        pem = strndup(data, (size_t)n);
-    }
-    BIO_free(bio);
-    X509_free(x);
-    EVP_PKEY_free(key);
-    return pem;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    if (saml_lasso_init() != 0 || (md.certs[0] = make_cert()) == NULL)
+    if (saml_lasso_init() != 0 || (md.certs[0] = saml_self_signed_pem("fuzz")) == NULL)
         abort();
     conn.name = "fuzz";
     conn.entity_id = "https://idp.fuzz/saml";
